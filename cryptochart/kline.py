@@ -1,0 +1,74 @@
+"""The kline record: one candle of one symbol, exactly as every stage after the source sees it.
+
+Prices and volumes are ``Decimal`` parsed from the exchange's strings; on the wire (Kafka values)
+they are written back as the same decimal strings, so no stage ever rounds through a float.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+
+class Kline(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A kline. Times are Unix milliseconds; ``closed`` is false while the candle is in progress."""
+
+    symbol: str
+    open_time: int
+    close_time: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    trades: int
+    taker_buy_base_volume: Decimal
+    taker_buy_quote_volume: Decimal
+    closed: bool = True
+    event_time: int = 0  # when the exchange emitted it (ms); 0 when unknown
+
+
+class InvalidKline(ValueError):
+    """A kline that breaks an invariant; ``kind`` names which one, for counting."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+
+
+def validate(kline: Kline) -> Kline:
+    """Return ``kline`` if it is consistent, else raise InvalidKline."""
+    prices = (kline.open, kline.high, kline.low, kline.close)
+    if any(not p.is_finite() or p <= 0 for p in prices):
+        raise InvalidKline("bad_price", f"{kline.symbol} prices must be positive: {prices}")
+    if kline.high < kline.low:
+        raise InvalidKline("high_below_low", f"{kline.symbol} high {kline.high} < low {kline.low}")
+    if not (kline.low <= kline.open <= kline.high and kline.low <= kline.close <= kline.high):
+        raise InvalidKline("open_close_outside_range", f"{kline.symbol} at {kline.open_time}")
+    volumes = (
+        kline.volume,
+        kline.quote_volume,
+        kline.taker_buy_base_volume,
+        kline.taker_buy_quote_volume,
+    )
+    if any(not v.is_finite() or v < 0 for v in volumes) or kline.trades < 0:
+        raise InvalidKline("negative_volume", f"{kline.symbol} at {kline.open_time}")
+    if kline.close_time < kline.open_time:
+        raise InvalidKline("close_before_open", f"{kline.symbol} at {kline.open_time}")
+    return kline
+
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+_decoder = msgspec.json.Decoder(Kline)
+
+
+def encode(kline: Kline) -> bytes:
+    """The Kafka value of a kline: a compact JSON array, decimals as exact strings."""
+    return _encoder.encode(kline)
+
+
+def decode(value: bytes) -> Kline:
+    """Parse a Kafka value written by :func:`encode`; raises msgspec.ValidationError/DecodeError."""
+    return _decoder.decode(value)

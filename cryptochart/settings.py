@@ -1,0 +1,132 @@
+"""Every setting of the product, read once from ``CRYPTOCHART_*`` environment variables.
+
+Each field's default is what a fresh clone uses with ``make run``; ``.env.example`` documents them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+SourceKind = Literal["auto", "binance", "sim", "replay"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_SYMBOLS = (
+    "BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT,XRPUSDT,DOGEUSDT,ADAUSDT,TRXUSDT,AVAXUSDT,LINKUSDT,"
+    "DOTUSDT,LTCUSDT"
+)
+
+
+class SettingsError(ValueError):
+    """A setting's value cannot be used; the message names the variable."""
+
+
+def _env(name: str) -> str:
+    return f"CRYPTOCHART_{name.upper()}"
+
+
+def _symbols(raw: str) -> tuple[str, ...]:
+    symbols = tuple(s.strip().upper() for s in raw.split(",") if s.strip())
+    for symbol in symbols:
+        if not symbol.isalnum():
+            raise ValueError(f"symbol {symbol!r} is not alphanumeric")
+    return symbols
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # Storage and messaging.
+    database_url: str = "postgresql://cryptochart@127.0.0.1:55432/cryptochart"
+    api_database_url: str = ""  # read-only role for the API; empty: database_url as cryptochart_api
+    kafka_bootstrap: str = "127.0.0.1:59092"
+    klines_topic: str = "cryptochart.klines.1s"
+    dead_letter_topic: str = "cryptochart.klines.dead-letter"
+    topic_partitions: int = 6
+    # Which klines flow.
+    source: SourceKind = "auto"
+    symbols: tuple[str, ...] = field(default_factory=lambda: _symbols(DEFAULT_SYMBOLS))
+    binance_ws_url: str = "wss://stream.binance.com:9443"
+    binance_rest_url: str = "https://api.binance.com"
+    sim_seed: int = 1
+    replay_path: str = ""
+    replay_speed: float = 1.0
+    # Storage policy.
+    retention_1s: str = "7 days"
+    retention_aggregates: str = "400 days"
+    # Stages.
+    inserter_group: str = "cryptochart-inserter"
+    insert_batch_rows: int = 5000
+    insert_batch_seconds: float = 0.2
+    aggregate_grace_seconds: float = 3.0
+    aggregate_poll_seconds: float = 0.25
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # Local services (used only when the URLs above point at them).
+    data_dir: Path = ROOT / ".data"
+    local_pg_port: int = 55432
+    local_kafka_port: int = 59092
+    local_kafka_controller_port: int = 59093
+    kafka_heap: str = "384m"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``); bad values raise SettingsError."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(_env(f.name))
+            if raw is None or raw == "":
+                continue
+            try:
+                values[f.name] = _PARSERS.get(f.name, _parser_for(f.type))(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{_env(f.name)}={raw!r}: {exc}") from None
+        return cls(**values)
+
+    @property
+    def api_dsn(self) -> str:
+        """Connection string of the API's read-only role."""
+        if self.api_database_url:
+            return self.api_database_url
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        params = conninfo_to_dict(self.database_url)
+        params["user"] = "cryptochart_api"
+        params.pop("password", None)
+        return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
+
+
+def _source(raw: str) -> SourceKind:
+    allowed = get_args(SourceKind)
+    if raw not in allowed:
+        raise ValueError(f"must be one of {', '.join(allowed)}")
+    return raw  # type: ignore[return-value]
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _parser_for(annotation: object) -> Callable[[str], Any]:
+    return {"int": _positive_int, "float": _positive_float, "Path": Path}.get(str(annotation), str)
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "source": _source,
+    "symbols": _symbols,
+    "api_port": int,
+}

@@ -1,0 +1,1 @@
+"""Ingest: exchange sources → Kafka → ``kline_1s`` → aggregates."""

@@ -1,0 +1,1 @@
+"""Kline sources: Binance live, simulated and replayed feeds behind one async interface."""
