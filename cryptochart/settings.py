@@ -74,7 +74,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``environ`` (default ``os.environ``); bad values raise SettingsError."""
+        """Settings from ``environ`` (default: ``os.environ``); a bad value raises SettingsError."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
@@ -121,8 +121,13 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _path(raw: str) -> Path:
+    path = Path(raw)
+    return path if path.is_absolute() else ROOT / path
+
+
 def _parser_for(annotation: object) -> Callable[[str], Any]:
-    return {"int": _positive_int, "float": _positive_float, "Path": Path}.get(str(annotation), str)
+    return {"int": _positive_int, "float": _positive_float, "Path": _path}.get(str(annotation), str)
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {

@@ -1,0 +1,112 @@
+"""The ``cryptochart`` command: one entry point, one subcommand per stage."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+import psycopg
+from confluent_kafka import KafkaException
+
+from cryptochart.services.process import ServiceError
+from cryptochart.settings import Settings, SettingsError
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def _services(args: argparse.Namespace, settings: Settings) -> int:
+    from cryptochart.services import local
+
+    action = {"up": local.up, "down": local.down, "status": local.status}[args.action]
+    for line in action(settings):
+        print(line)
+    return 0
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from cryptochart.database import connect
+    from cryptochart.topics import ensure_topics
+    from db.migrate import migrate
+    from db.partitions import maintain
+
+    with connect(settings.database_url) as conn:
+        result = migrate(conn, settings.retention_1s, settings.retention_aggregates, args.flavour)
+        if result.flavour == "postgres":
+            maintain(conn)
+    applied = ", ".join(result.applied) or "nothing new"
+    print(f"schema ({result.flavour}): applied {applied}")
+    if not args.skip_topics:
+        created = ensure_topics(settings)
+        print(f"kafka topics: created {', '.join(created) or 'nothing new'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cryptochart",
+        description="Real-time crypto candlesticks: exchange 1s klines → Kafka → SQL → chart. "
+        "Settings come from CRYPTOCHART_* environment variables (see .env.example).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug lines")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    services = sub.add_parser(
+        "services",
+        help="start/stop the local PostgreSQL and Kafka",
+        description="Manage the project's own PostgreSQL and Kafka on loopback, in .data/. "
+        "Services whose URL points elsewhere are left alone.",
+    )
+    services.add_argument("action", choices=["up", "down", "status"])
+    services.set_defaults(run=_services)
+
+    migrate = sub.add_parser(
+        "migrate",
+        help="create or update the schema and the Kafka topics",
+        description="Apply db/migrations (TimescaleDB where the extension exists, else plain "
+        "PostgreSQL), set retention, and create the Kafka topics. Safe to run again.",
+    )
+    migrate.add_argument(
+        "--flavour",
+        choices=["timescaledb", "postgres"],
+        default=None,
+        help="force a schema flavour on a new database (default: detect)",
+    )
+    migrate.add_argument("--skip-topics", action="store_true", help="do not touch Kafka")
+    migrate.set_defaults(run=_migrate)
+
+    for register in _stage_commands():
+        register(sub)
+    return parser
+
+
+def _stage_commands() -> list[
+    Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
+]:
+    """The later stages register their subcommands here (ingest, api)."""
+    from cryptochart.stages import STAGES
+
+    return STAGES
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings.from_env()
+        command: Command = args.run
+        return command(args, settings)
+    except KeyboardInterrupt:
+        return 130
+    except (SettingsError, ServiceError, psycopg.Error, KafkaException, ValueError) as exc:
+        message = " ".join(str(exc).split()) if not isinstance(exc, ServiceError) else str(exc)
+        print(f"cryptochart {args.command}: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Local PostgreSQL and Apache Kafka for machines without Docker (``cryptochart services``)."""

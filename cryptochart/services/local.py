@@ -1,0 +1,30 @@
+"""`cryptochart services up|down|status`: both local services, skipping external ones."""
+
+from __future__ import annotations
+
+from cryptochart.services.kafka import LocalKafka
+from cryptochart.services.postgres import LocalPostgres
+from cryptochart.settings import Settings
+
+
+def _services(settings: Settings) -> tuple[LocalPostgres, LocalKafka]:
+    return LocalPostgres(settings), LocalKafka(settings)
+
+
+def up(settings: Settings) -> list[str]:
+    """Start what is local and not running (idempotent); return one status line per service."""
+    for service in _services(settings):
+        if service.managed:
+            service.up()
+    return status(settings)
+
+
+def down(settings: Settings) -> list[str]:
+    for service in _services(settings):
+        if service.managed:
+            service.down()
+    return status(settings)
+
+
+def status(settings: Settings) -> list[str]:
+    return [service.status() for service in _services(settings)]

@@ -1,0 +1,182 @@
+"""A PostgreSQL cluster of the project's own, from Debian's packages, on loopback.
+
+The cluster lives in ``<data_dir>/pg`` and listens on 127.0.0.1:<local_pg_port> only, with
+trust authentication for loopback: it is a development and test server, not a deployment.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from cryptochart.database import describe
+from cryptochart.services.process import ServiceError, read_pid, run, wait_until
+from cryptochart.settings import Settings
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+SERVER_PACKAGES = ("postgresql", "postgresql-15-partman")
+
+
+@dataclass(frozen=True)
+class LocalPostgres:
+    settings: Settings
+
+    @property
+    def root(self) -> Path:
+        return self.settings.data_dir / "pg"
+
+    @property
+    def cluster(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "postgres.log"
+
+    @property
+    def managed(self) -> bool:
+        """True when the database URL points at this local cluster (else it is external)."""
+        params = conninfo_to_dict(self.settings.database_url)
+        host = str(params.get("host", "localhost"))
+        port = int(str(params.get("port", 5432)))
+        return host in LOOPBACK and port == self.settings.local_pg_port
+
+    def pid(self) -> int | None:
+        return read_pid(self.cluster / "postmaster.pid")
+
+    def up(self) -> None:
+        """Install if needed, initialise once, start, wait, and create the database."""
+        bindir = _server_bindir()
+        self._init_cluster(bindir)
+        if self.pid() is None:
+            run(
+                self._as_owner(
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(self.cluster),
+                    "-l",
+                    str(self.log_file),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ),
+                "starting PostgreSQL (see " + str(self.log_file) + ")",
+            )
+        wait_until(self._accepts_connections, 60, "PostgreSQL to accept connections")
+        self._create_database()
+
+    def down(self) -> None:
+        if self.pid() is None:
+            return
+        run(
+            self._as_owner(
+                str(_server_bindir() / "pg_ctl"),
+                "-D",
+                str(self.cluster),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ),
+            "stopping PostgreSQL",
+        )
+
+    def status(self) -> str:
+        if not self.managed:
+            return f"postgres: external at {describe(self.settings.database_url).split('@', 1)[1]}"
+        pid = self.pid()
+        where = f"127.0.0.1:{self.settings.local_pg_port}, data {self.cluster}"
+        return f"postgres: {'running, pid ' + str(pid) if pid else 'stopped'} ({where})"
+
+    def _init_cluster(self, bindir: Path) -> None:
+        if (self.cluster / "PG_VERSION").exists():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.cluster.mkdir(mode=0o700, exist_ok=True)
+        self._give_to_owner(self.root)
+        run(
+            self._as_owner(
+                str(bindir / "initdb"),
+                "-D",
+                str(self.cluster),
+                "-U",
+                "cryptochart",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ),
+            "initdb",
+        )
+        conf = self.cluster / "postgresql.conf"
+        with conf.open("a") as f:
+            f.write(
+                "\n# cryptochart local cluster\n"
+                "listen_addresses = '127.0.0.1'\n"
+                f"port = {self.settings.local_pg_port}\n"
+                f"unix_socket_directories = '{self.root}'\n"
+                "max_connections = 200\n"
+                "shared_buffers = 256MB\n"
+                "work_mem = 16MB\n"
+                "max_wal_size = 2GB\n"
+                "log_min_messages = warning\n"
+            )
+
+    def _accepts_connections(self) -> bool:
+        try:
+            with psycopg.connect(self._admin_dsn("postgres"), connect_timeout=2):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    def _create_database(self) -> None:
+        name = str(conninfo_to_dict(self.settings.database_url).get("dbname", "cryptochart"))
+        with psycopg.connect(self._admin_dsn("postgres"), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+    def _admin_dsn(self, dbname: str) -> str:
+        return f"host=127.0.0.1 port={self.settings.local_pg_port} user=cryptochart dbname={dbname}"
+
+    def _as_owner(self, *cmd: str) -> list[str]:
+        # PostgreSQL refuses to run as root; as root we run it as the packages' postgres user.
+        return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else list(cmd)
+
+    def _give_to_owner(self, path: Path) -> None:
+        if os.geteuid() != 0:
+            return
+        owner = pwd.getpwnam("postgres")
+        for entry in (path, *path.rglob("*")):
+            os.chown(entry, owner.pw_uid, owner.pw_gid)
+
+
+def _server_bindir() -> Path:
+    """The newest installed server's bin folder; installs Debian's server if none is there."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        _apt_install(SERVER_PACKAGES)
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        raise ServiceError("no PostgreSQL server found under /usr/lib/postgresql")
+    return found[-1].parent
+
+
+def _apt_install(packages: tuple[str, ...]) -> None:
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise ServiceError(
+            f"PostgreSQL server is not installed; run: sudo apt-get install {' '.join(packages)}"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run(["apt-get", "update", "-q"], "apt-get update", env=env)
+    run(["apt-get", "install", "-y", "-q", *packages], "apt-get install", env=env)

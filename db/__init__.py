@@ -1,0 +1,1 @@
+"""The database: migrations (``db/migrations``), their runner, and storage policies."""

@@ -1,0 +1,110 @@
+"""Apply ``db/migrations/*.sql`` in order, each in its own transaction, once.
+
+A file named ``NNNN_name.sql`` applies to both schema flavours; ``NNNN_name.timescaledb.sql`` and
+``NNNN_name.postgres.sql`` only to theirs. The flavour is TimescaleDB when the server offers the
+extension, else plain PostgreSQL; it is recorded with the first migration and kept from then on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import psycopg
+
+from db import policies
+
+Flavour = Literal["timescaledb", "postgres"]
+FLAVOURS: tuple[Flavour, ...] = ("timescaledb", "postgres")
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+LOCK_ID = 0x6372_7970  # pg_advisory_lock key: one migrate at a time per database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    flavour: Flavour | None
+    path: Path
+
+    @classmethod
+    def from_path(cls, path: Path) -> Migration:
+        stem, _, flavour = path.name.removesuffix(".sql").partition(".")
+        version, _, name = stem.partition("_")
+        if not version.isdigit() or (flavour and flavour not in FLAVOURS):
+            raise ValueError(f"migration file name {path.name!r} is not NNNN_name[.flavour].sql")
+        return cls(version, name, flavour or None, path)  # type: ignore[arg-type,unused-ignore]
+
+
+def discover(flavour: Flavour, folder: Path = MIGRATIONS) -> list[Migration]:
+    """The migrations of one flavour, in version order."""
+    found = [Migration.from_path(p) for p in sorted(folder.glob("*.sql"))]
+    return [m for m in found if m.flavour in (None, flavour)]
+
+
+def detect_flavour(conn: psycopg.Connection[tuple[object, ...]]) -> Flavour:
+    row = conn.execute(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    return "timescaledb" if row else "postgres"
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    flavour: Flavour
+    applied: list[str]
+
+
+def migrate(
+    conn: psycopg.Connection[tuple[object, ...]],
+    retention_1s: str,
+    retention_aggregates: str,
+    flavour: Flavour | None = None,
+) -> MigrationResult:
+    """Apply what is missing, then (re)apply the retention policies. Safe to call again."""
+    conn.autocommit = True
+    conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_ID,))
+    try:
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version text PRIMARY KEY, name text NOT NULL, flavour text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        rows = conn.execute("SELECT version, flavour FROM schema_migrations").fetchall()
+        done = {str(version) for version, _ in rows}
+        recorded = {str(f) for _, f in rows}
+        chosen = _as_flavour(recorded.pop()) if recorded else flavour or detect_flavour(conn)
+        applied = []
+        for migration in discover(chosen):
+            if migration.version in done:
+                continue
+            log.info("applying migration %s_%s (%s)", migration.version, migration.name, chosen)
+            with conn.transaction():
+                conn.execute(migration.path.read_text().encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, flavour) VALUES (%s, %s, %s)",
+                    (migration.version, migration.name, chosen),
+                )
+            applied.append(f"{migration.version}_{migration.name}")
+        policies.apply_retention(conn, chosen, retention_1s, retention_aggregates)
+        return MigrationResult(chosen, applied)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_ID,))
+
+
+def schema_flavour(conn: psycopg.Connection[tuple[object, ...]]) -> Flavour:
+    """The flavour a migrated database was built with."""
+    row = conn.execute("SELECT flavour FROM schema_migrations LIMIT 1").fetchone()
+    if row is None:
+        raise RuntimeError("the database is not migrated yet: run `cryptochart migrate`")
+    return _as_flavour(row[0])
+
+
+def _as_flavour(value: object) -> Flavour:
+    if value not in FLAVOURS:
+        raise RuntimeError(f"unknown schema flavour {value!r} in schema_migrations")
+    return value

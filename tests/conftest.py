@@ -1,0 +1,89 @@
+"""Fixtures: the real local services (started through `cryptochart services up`'s own code),
+and a fresh migrated database and fresh Kafka topics for each test session."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from cryptochart.services import local
+from cryptochart.settings import Settings
+from cryptochart.topics import ensure_topics
+from db.migrate import Flavour, migrate
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def services(base_settings: Settings) -> list[str]:
+    """PostgreSQL and Kafka up (idempotent: reuses running ones, starts stopped ones)."""
+    return local.up(base_settings)
+
+
+def with_dbname(url: str, dbname: str, **overrides: str) -> str:
+    params = {**conninfo_to_dict(url), "dbname": dbname, **overrides}
+    return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
+
+
+@pytest.fixture(scope="session")
+def database_factory(
+    services: list[str], base_settings: Settings
+) -> Iterator[Callable[[str], str]]:
+    """Creates empty databases named after the test session; drops them at the end."""
+    created: list[str] = []
+    admin_url = base_settings.database_url
+    token = secrets.token_hex(4)
+
+    def create(label: str) -> str:
+        name = f"cc_test_{token}_{label}"
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created.append(name)
+        return with_dbname(admin_url, name)
+
+    yield create
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def migrated(settings: Settings, url: str, flavour: Flavour | None = None) -> None:
+    with psycopg.connect(url) as conn:
+        migrate(conn, settings.retention_1s, settings.retention_aggregates, flavour)
+
+
+@pytest.fixture(scope="session")
+def settings(base_settings: Settings, database_factory: Callable[[str], str]) -> Settings:
+    """Settings of this test session: its own migrated database and its own Kafka topics."""
+    url = database_factory("main")
+    suffix = conninfo_to_dict(url)["dbname"]
+    ours = replace(
+        base_settings,
+        database_url=url,
+        klines_topic=f"{suffix}.klines",
+        dead_letter_topic=f"{suffix}.dead-letter",
+        inserter_group=f"{suffix}.inserter",
+        api_database_url=with_dbname(url, str(suffix), user="cryptochart_api"),
+    )
+    migrated(ours, url)
+    ensure_topics(ours)
+    return ours
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Conn]:
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        yield conn

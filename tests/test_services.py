@@ -1,0 +1,98 @@
+"""The local services and the command line, as a user meets them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+from confluent_kafka import Consumer, Producer
+
+from cryptochart.services import local
+from cryptochart.settings import Settings
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cryptochart.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_services_up_is_idempotent(base_settings: Settings, services: list[str]) -> None:
+    again = local.up(base_settings)
+    assert again == services  # same pids: nothing was started twice
+    assert all("running, pid" in line for line in again)
+    status = cli("services", "status")
+    assert status.returncode == 0
+    assert status.stdout.splitlines() == again
+
+
+def test_external_services_are_left_alone() -> None:
+    external = Settings.from_env(
+        {
+            "CRYPTOCHART_DATABASE_URL": "postgresql://u@db.example:5432/x",
+            "CRYPTOCHART_KAFKA_BOOTSTRAP": "kafka.example:9092",
+        }
+    )
+    assert local.status(external) == [
+        "postgres: external at db.example:5432/x",
+        "kafka: external at kafka.example:9092",
+    ]
+
+
+def test_kafka_round_trip(settings: Settings) -> None:
+    key, value = b"BTCUSDT", uuid.uuid4().bytes
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer.produce(settings.klines_topic, key=key, value=value)
+    assert producer.flush(30) == 0
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"roundtrip-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([settings.klines_topic])
+    try:
+        received = None
+        for _ in range(60):
+            msg = consumer.poll(1.0)
+            if msg is not None and msg.error() is None and msg.value() == value:
+                received = msg
+                break
+        assert received is not None, "the produced message never came back"
+        assert received.key() == key
+    finally:
+        consumer.close()
+
+
+def test_bad_database_url_gives_one_clear_line() -> None:
+    result = cli("migrate", env={"CRYPTOCHART_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/x"})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("cryptochart migrate: error: cannot connect to nobody@127.0.0.1:9/x")
+
+
+def test_bad_setting_names_the_variable() -> None:
+    result = cli("services", "status", env={"CRYPTOCHART_TOPIC_PARTITIONS": "many"})
+    assert result.returncode == 1
+    assert "CRYPTOCHART_TOPIC_PARTITIONS='many'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_subcommand_has_help() -> None:
+    from cryptochart.cli import build_parser
+
+    action = build_parser()._subparsers._group_actions[0]  # type: ignore[union-attr]
+    commands: dict[str, object] = dict(action.choices or {})
+    assert {"services", "migrate"} <= set(commands)
+    for name in commands:
+        result = cli(name, "--help")
+        assert result.returncode == 0 and "usage: cryptochart" in result.stdout, name
