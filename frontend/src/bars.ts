@@ -1,0 +1,95 @@
+/** The bars of the chart on screen: numbers for drawing, the exchange's strings for reading. */
+import type { RawKline } from "./api.ts";
+
+export interface Bar {
+  /** Open time in Unix seconds, the chart's time axis. */
+  time: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+  /** The exchange's decimal strings, shown unchanged in the legend. */
+  raw: { open: string; high: string; low: string; close: string; volume: string };
+}
+
+export function barFromKline(k: RawKline): Bar {
+  return {
+    time: Math.floor(k[0] / 1000),
+    open: Number(k[1]),
+    high: Number(k[2]),
+    low: Number(k[3]),
+    close: Number(k[4]),
+    volume: Number(k[5]),
+    raw: { open: k[1], high: k[2], low: k[3], close: k[4], volume: k[5] },
+  };
+}
+
+export type UpsertResult = "appended" | "replaced" | "stale";
+
+/** Bars in ascending time order, one per time; live updates may only touch the newest. */
+export class BarStore {
+  private list: Bar[] = [];
+  private byTime = new Map<number, Bar>();
+
+  get bars(): readonly Bar[] {
+    return this.list;
+  }
+
+  get size(): number {
+    return this.list.length;
+  }
+
+  get first(): Bar | undefined {
+    return this.list[0];
+  }
+
+  get last(): Bar | undefined {
+    return this.list[this.list.length - 1];
+  }
+
+  at(time: number): Bar | undefined {
+    return this.byTime.get(time);
+  }
+
+  /** Replace everything; input is sorted and de-duplicated defensively. */
+  reset(bars: readonly Bar[]): void {
+    // Later bars win: a merge passes the fresher copies last.
+    this.byTime = new Map(bars.map((b) => [b.time, b]));
+    this.list = [...this.byTime.values()].sort((a, b) => a.time - b.time);
+  }
+
+  clear(): void {
+    this.reset([]);
+  }
+
+  /** Add bars older than the first one; returns how many were new. */
+  prepend(older: readonly Bar[]): number {
+    const first = this.first?.time ?? Infinity;
+    const fresh = older.filter((b) => b.time < first && !this.byTime.has(b.time));
+    if (fresh.length === 0) return 0;
+    this.reset([...fresh, ...this.list]);
+    return fresh.length;
+  }
+
+  /** Bars from anywhere in time (a hole being filled); same-time bars are replaced. Returns how many. */
+  merge(bars: readonly Bar[]): number {
+    if (bars.length === 0) return 0;
+    this.reset([...this.list, ...bars]);
+    return bars.length;
+  }
+
+  /** A live bar: replaces the newest bar, appends a newer one, and refuses anything older. */
+  upsert(bar: Bar): UpsertResult {
+    const last = this.last;
+    if (last !== undefined && bar.time < last.time) return "stale";
+    if (last !== undefined && bar.time === last.time) {
+      this.list[this.list.length - 1] = bar;
+      this.byTime.set(bar.time, bar);
+      return "replaced";
+    }
+    this.list.push(bar);
+    this.byTime.set(bar.time, bar);
+    return "appended";
+  }
+}

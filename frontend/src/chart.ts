@@ -1,0 +1,143 @@
+/** The candlestick chart: lightweight-charts with candles on top and volume in its own pane. */
+import {
+  CandlestickSeries,
+  ColorType,
+  CrosshairMode,
+  HistogramSeries,
+  LineStyle,
+  createChart,
+  type CandlestickData,
+  type HistogramData,
+  type IChartApi,
+  type ISeriesApi,
+  type LogicalRange,
+  type MouseEventParams,
+  type Time,
+  type UTCTimestamp,
+} from "lightweight-charts";
+import type { Bar } from "./bars.ts";
+import { formatCrosshairTime, formatTick, type TickKind } from "./format.ts";
+import type { Interval } from "./intervals.ts";
+import { theme } from "./theme.ts";
+
+/** Load older history when fewer than this many bars are left of the visible range. */
+const HISTORY_MARGIN_BARS = 40;
+
+const timeMs = (time: Time): number => (typeof time === "number" ? time * 1000 : 0);
+
+export interface ChartEvents {
+  /** The bar under the crosshair, or null when the pointer left the chart. */
+  hover(time: number | null): void;
+  /** The user scrolled close to the oldest bar loaded. */
+  nearOldest(): void;
+}
+
+export class CandleChart {
+  private readonly chart: IChartApi;
+  private readonly candles: ISeriesApi<"Candlestick">;
+  private readonly volume: ISeriesApi<"Histogram">;
+  private interval: Interval = "1m";
+
+  constructor(container: HTMLElement, events: ChartEvents) {
+    this.chart = createChart(container, {
+      autoSize: true,
+      layout: {
+        background: { type: ColorType.Solid, color: theme.bg },
+        textColor: theme.muted,
+        fontFamily: theme.mono,
+        fontSize: 11,
+        // The licence asks for a visible link to TradingView; the logo on the chart is one.
+        attributionLogo: true,
+        panes: { separatorColor: theme.border, separatorHoverColor: theme.borderHover, enableResize: true },
+      },
+      grid: {
+        vertLines: { color: theme.grid },
+        horzLines: { color: theme.grid },
+      },
+      crosshair: {
+        mode: CrosshairMode.Normal,
+        vertLine: { color: theme.crosshair, style: LineStyle.Dashed, labelBackgroundColor: theme.raised },
+        horzLine: { color: theme.crosshair, style: LineStyle.Dashed, labelBackgroundColor: theme.raised },
+      },
+      rightPriceScale: { borderColor: theme.border, scaleMargins: { top: 0.12, bottom: 0.06 } },
+      timeScale: {
+        borderColor: theme.border,
+        timeVisible: true,
+        secondsVisible: false,
+        rightOffset: 6,
+        barSpacing: 7,
+        minBarSpacing: 0.5,
+        tickMarkFormatter: (time: Time, kind: number) => formatTick(timeMs(time), kind as TickKind),
+      },
+      localization: {
+        timeFormatter: (time: Time) => formatCrosshairTime(timeMs(time), this.interval),
+      },
+    });
+
+    this.candles = this.chart.addSeries(CandlestickSeries, {
+      upColor: theme.up,
+      downColor: theme.down,
+      borderVisible: false,
+      wickUpColor: theme.up,
+      wickDownColor: theme.down,
+      priceLineColor: theme.muted,
+      priceLineStyle: LineStyle.Dotted,
+    });
+    this.volume = this.chart.addSeries(
+      HistogramSeries,
+      { priceFormat: { type: "volume" }, priceLineVisible: false, lastValueVisible: false },
+      1,
+    );
+    this.volume.priceScale().applyOptions({ scaleMargins: { top: 0.15, bottom: 0 }, borderColor: theme.border });
+    const [pricePane, volumePane] = this.chart.panes();
+    pricePane?.setStretchFactor(4);
+    volumePane?.setStretchFactor(1);
+
+    this.chart.subscribeCrosshairMove((param: MouseEventParams) => {
+      events.hover(param.time !== undefined && param.point !== undefined ? timeMs(param.time) / 1000 : null);
+    });
+    this.chart.timeScale().subscribeVisibleLogicalRangeChange((range: LogicalRange | null) => {
+      if (range === null) return;
+      const info = this.candles.barsInLogicalRange(range);
+      if (info !== null && info.barsBefore < HISTORY_MARGIN_BARS) events.nearOldest();
+    });
+  }
+
+  /** Show a new symbol or interval: all bars at once, scrolled to the newest. */
+  show(bars: readonly Bar[], interval: Interval, precision: number): void {
+    this.interval = interval;
+    this.chart.applyOptions({ timeScale: { secondsVisible: interval === "1s", barSpacing: 7 } });
+    this.setPrecision(precision);
+    this.setAll(bars);
+    this.chart.timeScale().scrollToRealTime();
+  }
+
+  setPrecision(precision: number): void {
+    this.candles.applyOptions({ priceFormat: { type: "price", precision, minMove: 10 ** -precision } });
+  }
+
+  /** Replace the data keeping the view where it is (after older history was prepended). */
+  setAll(bars: readonly Bar[]): void {
+    this.candles.setData(bars.map(candle));
+    this.volume.setData(bars.map(volumeBar));
+  }
+
+  /** One live bar: the newest one changed or a newer one began. */
+  update(bar: Bar): void {
+    this.candles.update(candle(bar));
+    this.volume.update(volumeBar(bar));
+  }
+
+  clear(): void {
+    this.candles.setData([]);
+    this.volume.setData([]);
+  }
+}
+
+function candle(bar: Bar): CandlestickData {
+  return { time: bar.time as UTCTimestamp, open: bar.open, high: bar.high, low: bar.low, close: bar.close };
+}
+
+function volumeBar(bar: Bar): HistogramData {
+  return { time: bar.time as UTCTimestamp, value: bar.volume, color: bar.close >= bar.open ? theme.upVolume : theme.downVolume };
+}

@@ -1,0 +1,108 @@
+/** Text shown to the user: times in the local zone (UTC on request) and the exchange's decimals. */
+import type { Interval } from "./intervals.ts";
+
+const pad = (n: number, width = 2): string => String(n).padStart(width, "0");
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** Date parts of an instant, either in the browser's zone or in UTC. */
+function parts(ms: number, utc: boolean) {
+  const d = new Date(ms);
+  return utc
+    ? { y: d.getUTCFullYear(), mo: d.getUTCMonth(), d: d.getUTCDate(), h: d.getUTCHours(), mi: d.getUTCMinutes(), s: d.getUTCSeconds() }
+    : { y: d.getFullYear(), mo: d.getMonth(), d: d.getDate(), h: d.getHours(), mi: d.getMinutes(), s: d.getSeconds() };
+}
+
+/** A bar's open time at the precision its interval needs: "2024-11-26 14:32:05". */
+export function formatBarTime(ms: number, interval: Interval, utc = false): string {
+  const p = parts(ms, utc);
+  const date = `${p.y}-${pad(p.mo + 1)}-${pad(p.d)}`;
+  if (interval === "1d") return date;
+  const time = `${pad(p.h)}:${pad(p.mi)}`;
+  return interval === "1s" ? `${date} ${time}:${pad(p.s)}` : `${date} ${time}`;
+}
+
+/** A clock reading, "14:32:05". */
+export function formatClock(ms: number, utc = false): string {
+  const p = parts(ms, utc);
+  return `${pad(p.h)}:${pad(p.mi)}:${pad(p.s)}`;
+}
+
+/** Crosshair label on the time axis: "Tue 26 Nov '24 14:32". */
+export function formatCrosshairTime(ms: number, interval: Interval): string {
+  const d = new Date(ms);
+  const day = `${d.toLocaleDateString(undefined, { weekday: "short" })} ${d.getDate()} ${MONTHS[d.getMonth()]} '${pad(d.getFullYear() % 100)}`;
+  if (interval === "1d") return day;
+  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  return interval === "1s" ? `${day} ${time}:${pad(d.getSeconds())}` : `${day} ${time}`;
+}
+
+/** Kinds of time-axis tick mark, numbered as lightweight-charts' TickMarkType. */
+export const TickKind = { Year: 0, Month: 1, DayOfMonth: 2, Time: 3, TimeWithSeconds: 4 } as const;
+export type TickKind = (typeof TickKind)[keyof typeof TickKind];
+
+/** A time-axis tick label in the local zone. */
+export function formatTick(ms: number, kind: TickKind): string {
+  const d = new Date(ms);
+  switch (kind) {
+    case TickKind.Year:
+      return String(d.getFullYear());
+    case TickKind.Month:
+      return MONTHS[d.getMonth()]!;
+    case TickKind.DayOfMonth:
+      return `${d.getDate()} ${MONTHS[d.getMonth()]}`;
+    case TickKind.Time:
+      return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+    case TickKind.TimeWithSeconds:
+      return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+    default:
+      return "";
+  }
+}
+
+/** The browser's zone as "Europe/Berlin UTC+01:00". */
+export function zoneLabel(now = new Date()): string {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const offset = -now.getTimezoneOffset();
+  const sign = offset >= 0 ? "+" : "-";
+  const abs = Math.abs(offset);
+  return `${zone} UTC${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+}
+
+/** Significant decimals of a decimal string: "61000.10000000" → 1. */
+export function decimalsOf(value: string): number {
+  const dot = value.indexOf(".");
+  if (dot < 0) return 0;
+  return value.slice(dot + 1).replace(/0+$/, "").length;
+}
+
+/** Price-axis precision that shows every given price exactly: at least 2, at most 8. */
+export function pricePrecision(prices: Iterable<string>): number {
+  let most = 0;
+  for (const p of prices) most = Math.max(most, decimalsOf(p));
+  return Math.min(8, Math.max(2, most));
+}
+
+/** A 24h change percentage as the exchange gave it, signed: "1.234" → "+1.234%". */
+export function formatChangePercent(value: string): string {
+  const n = Number(value);
+  if (!Number.isFinite(n)) return "—";
+  return `${n > 0 && !value.startsWith("+") ? "+" : ""}${value}%`;
+}
+
+/** "up", "down" or "flat" for colouring a signed decimal string. */
+export function direction(value: number): "up" | "down" | "flat" {
+  return value > 0 ? "up" : value < 0 ? "down" : "flat";
+}
+
+const QUOTES = ["USDT", "USDC", "FDUSD", "TUSD", "BUSD", "DAI", "EUR", "TRY", "BTC", "ETH", "BNB"];
+
+/** "BTCUSDT" → ["BTC", "USDT"]; a symbol with no known quote asset is all base. */
+export function splitSymbol(symbol: string): [base: string, quote: string] {
+  for (const quote of QUOTES) {
+    if (symbol.length > quote.length && symbol.endsWith(quote)) {
+      return [symbol.slice(0, -quote.length), quote];
+    }
+  }
+  return [symbol, ""];
+}

@@ -1,0 +1,44 @@
+/** The crosshair legend: O H L C V of the hovered bar (or the newest), as the exchange wrote them. */
+import type { Bar } from "./bars.ts";
+import { direction, formatBarTime } from "./format.ts";
+import type { Interval } from "./intervals.ts";
+
+export class Legend {
+  private readonly fields: Record<"o" | "h" | "l" | "c" | "v" | "chg" | "time" | "utc", HTMLElement>;
+
+  constructor(private readonly root: HTMLElement) {
+    root.innerHTML = `
+      <div class="legend-values">
+        <span class="k">O</span><span class="v num" data-f="o"></span>
+        <span class="k">H</span><span class="v num" data-f="h"></span>
+        <span class="k">L</span><span class="v num" data-f="l"></span>
+        <span class="k">C</span><span class="v num" data-f="c"></span>
+        <span class="k">V</span><span class="v num" data-f="v"></span>
+        <span class="v num chg" data-f="chg"></span>
+      </div>
+      <div class="legend-time"><span class="num" data-f="time"></span><span class="num utc" data-f="utc"></span></div>`;
+    const get = (f: string) => root.querySelector<HTMLElement>(`[data-f="${f}"]`)!;
+    this.fields = { o: get("o"), h: get("h"), l: get("l"), c: get("c"), v: get("v"), chg: get("chg"), time: get("time"), utc: get("utc") };
+  }
+
+  /** `hovered` shows the UTC time next to the local one, as the crosshair sits on a bar. */
+  show(bar: Bar | undefined, interval: Interval, hovered: boolean): void {
+    this.root.hidden = bar === undefined;
+    if (bar === undefined) return;
+    const dir = direction(bar.close - bar.open);
+    this.root.dataset.dir = dir;
+    const f = this.fields;
+    f.o.textContent = bar.raw.open;
+    f.h.textContent = bar.raw.high;
+    f.l.textContent = bar.raw.low;
+    f.c.textContent = bar.raw.close;
+    f.v.textContent = bar.raw.volume;
+    const pct = bar.open !== 0 ? ((bar.close - bar.open) / bar.open) * 100 : 0;
+    f.chg.textContent = `${pct > 0 ? "+" : ""}${pct.toFixed(2)}%`;
+    const ms = bar.time * 1000;
+    const utc = `${formatBarTime(ms, interval, true)} UTC`;
+    f.time.textContent = formatBarTime(ms, interval);
+    f.time.title = utc;
+    f.utc.textContent = hovered ? utc : "";
+  }
+}

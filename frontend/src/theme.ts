@@ -1,0 +1,15 @@
+/** Colours and fonts the canvas needs; they mirror the CSS custom properties in style.css. */
+export const theme = {
+  bg: "#0f1115",
+  raised: "#262b35",
+  grid: "#181b21",
+  border: "#23272f",
+  borderHover: "rgba(110, 118, 129, 0.25)",
+  crosshair: "#545b66",
+  muted: "#7c8390",
+  up: "#3fb68b",
+  down: "#e5534b",
+  upVolume: "rgba(63, 182, 139, 0.42)",
+  downVolume: "rgba(229, 83, 75, 0.42)",
+  mono: 'ui-monospace, "JetBrains Mono", "SF Mono", Menlo, Consolas, "DejaVu Sans Mono", "Liberation Mono", monospace',
+} as const;
