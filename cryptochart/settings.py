@@ -29,7 +29,7 @@ def _env(name: str) -> str:
     return f"CRYPTOCHART_{name.upper()}"
 
 
-def _symbols(raw: str) -> tuple[str, ...]:
+def parse_symbols(raw: str) -> tuple[str, ...]:
     symbols = tuple(s.strip().upper() for s in raw.split(",") if s.strip())
     for symbol in symbols:
         if not symbol.isalnum():
@@ -48,7 +48,7 @@ class Settings:
     topic_partitions: int = 6
     # Which klines flow.
     source: SourceKind = "auto"
-    symbols: tuple[str, ...] = field(default_factory=lambda: _symbols(DEFAULT_SYMBOLS))
+    symbols: tuple[str, ...] = field(default_factory=lambda: parse_symbols(DEFAULT_SYMBOLS))
     binance_ws_url: str = "wss://stream.binance.com:9443"
     binance_rest_url: str = "https://api.binance.com"
     sim_seed: int = 1
@@ -132,6 +132,6 @@ def _parser_for(annotation: object) -> Callable[[str], Any]:
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "source": _source,
-    "symbols": _symbols,
+    "symbols": parse_symbols,
     "api_port": int,
 }

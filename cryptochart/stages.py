@@ -7,4 +7,11 @@ from collections.abc import Callable
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-STAGES: list[Register] = []
+
+def _ingest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ingest.cli import register
+
+    register(sub)
+
+
+STAGES: list[Register] = [_ingest]

@@ -1,0 +1,181 @@
+"""The minute job: roll kline_1s up into kline_1m, then 5m, 15m, 1h and 1d, over exactly the
+windows the checkpoints name, as soon as each minute is final.
+
+TimescaleDB refreshes its continuous aggregates with ``refresh_continuous_aggregate``, which
+cannot run inside a transaction; plain PostgreSQL upserts with ``kline_rollup()`` in the same
+transaction that marks the checkpoints done. Either way a checkpoint is only marked done if the
+inserter has not widened it meanwhile, so a crash or a race re-aggregates and never skips.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import psycopg
+
+from cryptochart.settings import Settings
+from db.migrate import schema_flavour
+from db.partitions import maintain
+from ingest.inserter import Backoff
+from ingest.windows import Pending, Window, cut_time, merged_ranges, minute_window
+
+log = logging.getLogger(__name__)
+
+Conn = psycopg.Connection[tuple[object, ...]]
+UPKEEP_EVERY = 3600.0  # seconds between partition/retention upkeep runs (plain flavour)
+ACTIVE = "1 minute"  # a symbol counts toward the watermark while it wrote within this
+
+
+@dataclass(frozen=True)
+class Level:
+    name: str
+    relation: str
+    bucket: timedelta
+
+
+@dataclass
+class Plan:
+    now: datetime
+    cut: datetime
+    pending: list[Pending]
+    windows: list[Window] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    cut: datetime
+    checkpoints: int
+    windows: list[Window]
+
+
+def levels(conn: Conn) -> list[Level]:
+    rows = conn.execute("SELECT name, bucket FROM kline_interval ORDER BY bucket").fetchall()
+    return [Level(str(n), f"kline_{n}", b) for n, b in rows if isinstance(b, timedelta)]
+
+
+class MinuteJob:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.grace = timedelta(seconds=settings.aggregate_grace_seconds)
+
+    def run_once(self, conn: Conn) -> RunReport:
+        """Aggregate every final minute that has unaggregated data; return what was done."""
+        conn.autocommit = True
+        plan = self._plan(conn)
+        if plan.pending:
+            if schema_flavour(conn) == "timescaledb":
+                self._refresh_timescaledb(conn, plan.windows)
+                with conn.transaction():
+                    self._mark(conn, plan)
+            else:
+                with conn.transaction():
+                    self._rollup_postgres(conn, plan.windows)
+                    self._mark(conn, plan)
+        return RunReport(plan.cut, len(plan.pending), plan.windows)
+
+    def run_forever(self, stop: threading.Event) -> None:
+        conn: Conn | None = None
+        backoff = Backoff()
+        last_upkeep = 0.0
+        while not stop.is_set():
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self.settings.database_url, connect_timeout=5)
+                report = self.run_once(conn)
+                if report.windows:
+                    log.info(
+                        "aggregated %d windows up to %s",
+                        len(report.windows),
+                        report.cut.isoformat(),
+                    )
+                if time.monotonic() - last_upkeep > UPKEEP_EVERY:
+                    self._upkeep(conn)
+                    last_upkeep = time.monotonic()
+                backoff.reset()
+                stop.wait(self.settings.aggregate_poll_seconds)
+            except psycopg.OperationalError as exc:
+                log.error("database unavailable, retrying: %s", " ".join(str(exc).split()))
+                if conn is not None:
+                    conn.close()
+                conn = None
+                backoff.wait(stop)
+        if conn is not None:
+            conn.close()
+
+    def _plan(self, conn: Conn) -> Plan:
+        row = conn.execute(
+            f"""SELECT now(), now() - %s::interval,
+                       (SELECT min(last) FROM (
+                            SELECT max(last_open_time) AS last FROM ingest_checkpoint
+                            WHERE updated_at > now() - interval '{ACTIVE}'
+                            GROUP BY symbol) active)""",
+            (self.settings.retention_1s,),
+        ).fetchone()
+        assert row is not None
+        now, oldest, watermark = row
+        assert isinstance(now, datetime) and isinstance(oldest, datetime)
+        cut = cut_time(watermark if isinstance(watermark, datetime) else None, now, self.grace)
+        pending = [
+            Pending(*r)  # type: ignore[arg-type]
+            for r in conn.execute(
+                """SELECT id, symbol, first_open_time, last_open_time, rows
+                   FROM ingest_checkpoint
+                   WHERE aggregated_at IS NULL AND first_open_time < %s
+                   ORDER BY symbol""",
+                (cut,),
+            ).fetchall()
+        ]
+        windows = [w for p in pending if (w := minute_window(p, cut, oldest)) is not None]
+        return Plan(now, cut, pending, windows)
+
+    def _rollup_postgres(self, conn: Conn, windows: list[Window]) -> None:
+        for level in levels(conn):
+            aligned = [w.widened(level.bucket) for w in windows]
+            conn.execute(
+                "SELECT kline_rollup(%s, %s, %s, %s)",
+                (
+                    level.name,
+                    [w.symbol for w in aligned],
+                    [w.start for w in aligned],
+                    [w.end for w in aligned],
+                ),
+            )
+
+    def _refresh_timescaledb(self, conn: Conn, windows: list[Window]) -> None:
+        for level in levels(conn):
+            for start, end in merged_ranges(w.widened(level.bucket) for w in windows):
+                conn.execute(
+                    "CALL refresh_continuous_aggregate(%s, %s::timestamptz, %s::timestamptz)",
+                    (level.relation, start, end),
+                )
+
+    def _mark(self, conn: Conn, plan: Plan) -> None:
+        for p in plan.pending:
+            unchanged = (p.id, p.first_open_time, p.last_open_time, p.rows)
+            if p.last_open_time < plan.cut:
+                conn.execute(
+                    """UPDATE ingest_checkpoint SET aggregated_at = now()
+                       WHERE id = %s AND first_open_time = %s AND last_open_time = %s
+                         AND rows = %s""",
+                    unchanged,
+                )
+            else:  # the rest of this range is not final yet: keep it pending from the cut on
+                conn.execute(
+                    """UPDATE ingest_checkpoint SET first_open_time = %s
+                       WHERE id = %s AND first_open_time = %s AND last_open_time = %s
+                         AND rows = %s""",
+                    (plan.cut, *unchanged),
+                )
+
+    def _upkeep(self, conn: Conn) -> None:
+        if schema_flavour(conn) == "postgres":
+            with conn.transaction():
+                maintain(conn)
+        conn.execute(
+            "DELETE FROM ingest_checkpoint WHERE aggregated_at < now() - %s::interval",
+            (self.settings.retention_1s,),
+        )

@@ -1,0 +1,110 @@
+"""Subcommands of the ingest stages: produce, insert, aggregate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import threading
+from dataclasses import replace
+
+from cryptochart.settings import Settings, parse_symbols
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _source_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    changes: dict[str, object] = {}
+    if args.source:
+        changes["source"] = args.source
+    if args.symbols:
+        changes["symbols"] = parse_symbols(args.symbols)
+    if getattr(args, "replay", None):
+        changes["replay_path"] = args.replay
+        changes["source"] = "replay"
+    if getattr(args, "speed", None) is not None:
+        changes["replay_speed"] = args.speed
+    return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+def _produce(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.produce import run_producer
+    from ingest.producer import KlineProducer
+    from ingest.sources.select import open_source
+
+    settings = _source_settings(args, settings)
+    source = open_source(settings)
+    asyncio.run(run_producer(source, KlineProducer(settings, source.name)))
+    return 0
+
+
+def _insert(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.inserter import KlineInserter
+
+    inserter = KlineInserter(settings)
+    inserter.stop = _stop_on_signals()
+    inserter.run()
+    return 0
+
+
+def _aggregate(args: argparse.Namespace, settings: Settings) -> int:
+    from cryptochart.database import connect
+    from ingest.aggregator import MinuteJob
+
+    job = MinuteJob(settings)
+    if args.once:
+        with connect(settings.database_url) as conn:
+            report = job.run_once(conn)
+        print(
+            f"aggregated {report.checkpoints} checkpoints in {len(report.windows)} windows "
+            f"up to {report.cut.isoformat()}"
+        )
+        return 0
+    job.run_forever(_stop_on_signals())
+    return 0
+
+
+def add_source_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source",
+        choices=["auto", "binance", "sim", "replay"],
+        help="where klines come from (default: CRYPTOCHART_SOURCE)",
+    )
+    parser.add_argument("--symbols", help="comma-separated symbols (default: CRYPTOCHART_SYMBOLS)")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    produce = sub.add_parser(
+        "produce",
+        help="stream klines from the source into Kafka",
+        description="Read 1s klines from Binance, the simulated feed or a replay, and publish "
+        "them to the klines topic keyed by symbol. Stops cleanly on Ctrl-C / SIGTERM.",
+    )
+    add_source_options(produce)
+    produce.add_argument(
+        "--replay", metavar="PATH", help="replay a Binance CSV/zip dump or JSON lines file"
+    )
+    produce.add_argument("--speed", type=float, help="replay speed factor (0: as fast as possible)")
+    produce.set_defaults(run=_produce)
+
+    insert = sub.add_parser(
+        "insert",
+        help="write klines from Kafka into kline_1s",
+        description="Consume the klines topic as a group member and upsert closed 1s klines "
+        "into kline_1s in batches; offsets are committed after the database commit.",
+    )
+    insert.set_defaults(run=_insert)
+
+    aggregate = sub.add_parser(
+        "aggregate",
+        help="refresh kline_1m and higher intervals (the minute job)",
+        description="Roll 1s klines up into 1m, 5m, 15m, 1h and 1d candles over exactly the "
+        "ranges that received data, as soon as each minute is final.",
+    )
+    aggregate.add_argument("--once", action="store_true", help="one pass, then exit")
+    aggregate.set_defaults(run=_aggregate)

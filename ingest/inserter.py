@@ -1,0 +1,215 @@
+"""Kafka → kline_1s, in batches, exactly once in effect.
+
+A batch is whatever arrived within ``insert_batch_seconds`` (or ``insert_batch_rows``). It is
+COPYed into a staging table and upserted on (symbol, open_time) in one transaction together with
+its checkpoints; only after that commit are the Kafka offsets committed. A crash anywhere means
+the batch is delivered again, and the upsert makes the second delivery harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import msgspec
+import psycopg
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+
+from cryptochart.kline import Kline, decode
+from cryptochart.settings import Settings
+from ingest.kline_sql import COPY_STAGING, CREATE_STAGING, STAGING_TYPES, UPSERT
+
+log = logging.getLogger(__name__)
+
+Row = tuple[object, ...]
+
+
+def staging_rows(klines: Iterable[tuple[int, Kline]]) -> list[Row]:
+    return [
+        (
+            seq,
+            k.symbol,
+            k.open_time,
+            k.close_time,
+            k.open,
+            k.high,
+            k.low,
+            k.close,
+            k.volume,
+            k.quote_volume,
+            k.trades,
+            k.taker_buy_base_volume,
+            k.taker_buy_quote_volume,
+        )
+        for seq, k in klines
+    ]
+
+
+def write_batch(conn: psycopg.Connection[Row], rows: Sequence[Row]) -> None:
+    """Upsert closed klines and widen their checkpoints, in one transaction."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(CREATE_STAGING)
+        with cur.copy(COPY_STAGING) as copy:
+            copy.set_types(STAGING_TYPES)
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(UPSERT)
+
+
+class Backoff:
+    """Exponential backoff with jitter for retrying an outage, capped at ``cap`` seconds."""
+
+    def __init__(self, base: float = 0.2, cap: float = 10.0) -> None:
+        self.base, self.cap, self.attempt = base, cap, 0
+
+    def wait(self, stop: threading.Event) -> None:
+        delay = min(self.cap, self.base * 2**self.attempt) * random.uniform(0.5, 1.0)
+        self.attempt += 1
+        stop.wait(delay)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class KlineInserter:
+    """A consumer-group member writing closed 1s klines to the database."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.counts: Counter[str] = Counter()
+        self.stop = threading.Event()
+        self._conn: psycopg.Connection[Row] | None = None
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "group.id": settings.inserter_group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "fetch.wait.max.ms": 50,
+            }
+        )
+        self._dead_letters = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+
+    def run(self) -> None:
+        """Consume and write until ``stop`` is set; then commit what was written and leave."""
+        self._consumer.subscribe([self.settings.klines_topic])
+        log.info(
+            "inserter consuming %s as %s", self.settings.klines_topic, self.settings.inserter_group
+        )
+        try:
+            while not self.stop.is_set():
+                self.step()
+        finally:
+            self._consumer.close()
+            self._dead_letters.flush(10)
+            if self._conn is not None:
+                self._conn.close()
+
+    def step(self) -> int:
+        """One batch: consume, write, commit offsets. Returns the klines written."""
+        messages = self._consumer.consume(
+            num_messages=self.settings.insert_batch_rows,
+            timeout=self.settings.insert_batch_seconds,
+        )
+        klines = self._decode(messages)
+        if klines:
+            self._write_until_done(staging_rows(klines))
+        if messages:
+            self._commit_until_done()
+        self.counts["batches"] += bool(messages)
+        return len(klines)
+
+    def _decode(self, messages: list[Message]) -> list[tuple[int, Kline]]:
+        klines: list[tuple[int, Kline]] = []
+        for seq, msg in enumerate(messages):
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("kafka: %s", err)
+                continue
+            try:
+                kline = decode(msg.value() or b"")
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                self._dead_letter(msg, exc)
+                continue
+            if kline.closed:
+                klines.append((seq, kline))
+            else:
+                self.counts["in_progress_skipped"] += 1
+        return klines
+
+    def _dead_letter(self, msg: Message, exc: Exception) -> None:
+        self.counts["undecodable"] += 1
+        if self.counts["undecodable"] == 1:
+            log.error(
+                "undecodable message in %s (sent to %s): %s",
+                msg.topic(),
+                self.settings.dead_letter_topic,
+                exc,
+            )
+        self._dead_letters.produce(
+            self.settings.dead_letter_topic,
+            value=msg.value(),
+            key=msg.key(),
+            headers=[("kind", b"undecodable"), ("detail", str(exc).encode()[:1000])],
+        )
+        self._dead_letters.poll(0)
+
+    def _write_until_done(self, rows: list[Row]) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                write_batch(self._connection(), rows)
+                self.counts["rows"] += len(rows)
+                if backoff.attempt:
+                    log.info("database is back; batch of %d written", len(rows))
+                return
+            except psycopg.OperationalError as exc:
+                self._drop_connection()
+                if backoff.attempt == 0:
+                    log.error(
+                        "database unavailable, retrying with backoff: %s",
+                        " ".join(str(exc).split()),
+                    )
+            if self.stop.is_set():
+                raise SystemExit("stopped while the database was unavailable; batch not committed")
+            self.counts["db_retries"] += 1
+            backoff.wait(self.stop)
+
+    def _commit_until_done(self) -> None:
+        backoff = Backoff(cap=5.0)
+        while True:
+            try:
+                self._consumer.commit(asynchronous=False)
+                return
+            except KafkaException as exc:
+                code = exc.args[0].code() if exc.args else None
+                if code in (
+                    KafkaError._NO_OFFSET,
+                    KafkaError.UNKNOWN_MEMBER_ID,
+                    KafkaError.REBALANCE_IN_PROGRESS,
+                    KafkaError.ILLEGAL_GENERATION,
+                ):
+                    # Partitions moved: their new owner gets the batch again; the upsert absorbs it.
+                    return
+                log.warning("offset commit failed, retrying: %s", exc)
+            self.counts["commit_retries"] += 1
+            if self.stop.is_set():
+                return
+            backoff.wait(self.stop)
+
+    def _connection(self) -> psycopg.Connection[Row]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.settings.database_url, connect_timeout=5)
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None

@@ -1,0 +1,90 @@
+"""Publishing klines to Kafka: key = symbol, value = the compact exact encoding of the kline.
+
+Idempotence is on, so a retried send never duplicates a message in the log. Rejected input goes to
+the dead-letter topic with its reason in headers, so nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from cryptochart.kline import Kline, encode
+from cryptochart.settings import Settings
+from ingest.sources.base import Rejected
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, str | bytes | None]]
+
+
+class KlineProducer:
+    """Sends klines and rejections; counts deliveries and failures from Kafka's callbacks."""
+
+    def __init__(self, settings: Settings, source_name: str) -> None:
+        self._settings = settings
+        self._source = source_name.encode()
+        self._producer = Producer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                "queue.buffering.max.messages": 500_000,
+                "message.timeout.ms": 0,  # retry until delivered; idempotence keeps order
+            }
+        )
+        self.counts: Counter[str] = Counter()
+
+    def publish(self, kline: Kline) -> None:
+        self._send(
+            self._settings.klines_topic,
+            kline.symbol.encode(),
+            encode(kline),
+            [("source", self._source)],
+        )
+        self.counts["closed" if kline.closed else "in_progress"] += 1
+
+    def reject(self, rejected: Rejected) -> None:
+        headers: Headers = [
+            ("source", rejected.source.encode()),
+            ("kind", rejected.kind.encode()),
+            ("detail", rejected.detail.encode()[:1000]),
+        ]
+        self._send(self._settings.dead_letter_topic, None, rejected.raw, headers)
+        self.counts["rejected"] += 1
+        self.counts[f"rejected_{rejected.kind}"] += 1
+
+    def poll(self) -> None:
+        """Serve delivery callbacks; call often (the publish path calls it too)."""
+        self._producer.poll(0)
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Wait for outstanding deliveries; return how many are still undelivered."""
+        left = self._producer.flush(timeout)
+        if left:
+            log.error("%d klines still undelivered after %.0fs", left, timeout)
+        return left
+
+    def _send(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers
+    ) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=self._delivered
+                )
+                break
+            except BufferError:  # local queue full: let deliveries drain, then try again
+                self._producer.poll(0.1)
+        self._producer.poll(0)
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            self.counts["delivered"] += 1
+            return
+        self.counts["failed"] += 1
+        log.error("delivery to %s failed: %s", msg.topic(), err)

@@ -1,0 +1,189 @@
+"""Kafka → kline_1s → aggregates with the real inserter and minute job."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+from dataclasses import replace
+
+import msgspec
+import psycopg
+import pytest
+
+from cryptochart.settings import Settings
+from ingest.aggregator import MinuteJob
+from tests.pipeline import (
+    as_candle,
+    candles,
+    count_rows,
+    produce,
+    read_dump,
+    renamed,
+    running_inserter,
+    spawn,
+    wait_for,
+    wait_rows,
+)
+
+FIRST_180 = "BTCUSDT-1s-2024-03-01.part01.first180rows.csv"
+
+
+@pytest.fixture(scope="module")
+def history(settings: Settings) -> Settings:
+    """Settings whose retention keeps 2024 data, so real dumps are aggregated."""
+    return replace(settings, retention_1s="100 years")
+
+
+def aggregate(settings: Settings) -> None:
+    with psycopg.connect(settings.database_url) as conn:
+        MinuteJob(settings).run_once(conn)
+
+
+def table_digest(settings: Settings, symbol: str) -> str:
+    rows = candles(settings, "kline_1s", symbol)
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def test_real_1s_klines_aggregate_to_binance_1m(history: Settings) -> None:
+    symbol = "REALBTC1"
+    seconds = renamed(read_dump(FIRST_180), symbol)
+    produce(history, seconds)
+    with running_inserter(history):
+        wait_rows(history, [symbol], 180)
+    assert candles(history, "kline_1s", symbol) == [as_candle(k) for k in seconds]
+    aggregate(history)
+    expected = [as_candle(k) for k in read_dump("BTCUSDT-1m-2024-03-01.zip")[:3]]
+    assert candles(history, "kline_1m", symbol) == expected
+
+
+def test_in_progress_klines_are_not_rows(settings: Settings) -> None:
+    symbol = "OPENONLY1"
+    closed = renamed(read_dump(FIRST_180)[:5], symbol)
+    in_progress = [msgspec.structs.replace(k, closed=False) for k in closed]
+    produce(settings, in_progress + closed[:2])
+    with running_inserter(settings) as inserter:
+        wait_rows(settings, [symbol], 2)
+        wait_for(lambda: inserter.counts["in_progress_skipped"] >= 5, 30, "in-progress skips")
+    assert count_rows(settings, "kline_1s", [symbol]) == 2
+
+
+def test_redelivery_leaves_tables_identical(history: Settings) -> None:
+    symbol = "TWICEBTC1"
+    seconds = renamed(read_dump(FIRST_180)[:120], symbol)
+    produce(history, seconds)
+    with running_inserter(history):
+        wait_rows(history, [symbol], 120)
+    aggregate(history)
+    before = (table_digest(history, symbol), candles(history, "kline_1m", symbol))
+    # The same messages again, read by a new consumer group: a full redelivery.
+    produce(history, seconds)
+    again = replace(history, inserter_group=history.inserter_group + ".again")
+    with running_inserter(again) as inserter:
+        wait_for(lambda: inserter.counts["rows"] >= 2 * 120, 60, "the redelivered batch")
+    aggregate(history)
+    after = (table_digest(history, symbol), candles(history, "kline_1m", symbol))
+    assert after == before
+    assert count_rows(history, "kline_1s", [symbol]) == 120
+
+
+def test_late_kline_reaggregates_its_minute(history: Settings) -> None:
+    symbol = "LATEBTC1"
+    seconds = renamed(read_dump(FIRST_180)[:60], symbol)
+    produce(history, seconds[1:])  # second 0 is missing at first
+    with running_inserter(history):
+        wait_rows(history, [symbol], 59)
+        aggregate(history)
+        partial = candles(history, "kline_1m", symbol)
+        produce(history, seconds[:1])
+        wait_rows(history, [symbol], 60)
+    aggregate(history)
+    assert partial[0][2] == seconds[1].open  # open of the partial minute: its first second
+    with psycopg.connect(history.database_url) as conn:
+        row = conn.execute("SELECT seconds FROM kline_1m WHERE symbol = %s", (symbol,)).fetchone()
+    assert row == (60,)
+    assert candles(history, "kline_1m", symbol)[0][2] == seconds[0].open
+
+
+def test_kill_9_inserter_mid_stream_loses_and_duplicates_nothing(history: Settings) -> None:
+    symbols = [f"KILL{i}BTC" for i in range(4)]
+    base = read_dump(FIRST_180)
+    klines = [k for s in symbols for k in renamed(base, s)]
+    own = replace(history, inserter_group=history.inserter_group + ".kill9")
+    half = len(klines) // 2
+    produce(own, klines[:half])
+    proc = spawn(own, "insert")
+    try:
+        wait_for(lambda: count_rows(own, "kline_1s", symbols) > 0, 60, "the first batch")
+        produce(own, klines[half:])
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        proc.kill()
+    restarted = spawn(own, "insert")
+    try:
+        wait_rows(own, symbols, len(klines))
+    finally:
+        restarted.terminate()
+        assert restarted.wait(30) == 0
+    assert count_rows(own, "kline_1s", symbols) == len(klines)
+    with psycopg.connect(own.database_url) as conn:
+        dupes = conn.execute(
+            "SELECT count(*) FROM (SELECT symbol, open_time FROM kline_1s WHERE symbol = ANY(%s) "
+            "GROUP BY 1, 2 HAVING count(*) > 1) d",
+            (symbols,),
+        ).fetchone()
+    assert dupes == (0,)
+
+
+def test_real_1m_rolls_up_to_binance_15m_and_1h(settings: Settings) -> None:
+    """The aggregation SQL's 1m → 15m and 1m → 1h rules, on three days of both symbols."""
+    with psycopg.connect(settings.database_url) as conn:
+        for pair in ("BTCUSDT", "ETHUSDT"):
+            symbol = f"ROLL{pair}"
+            minutes = [
+                k
+                for day in (1, 2, 3)
+                for k in renamed(read_dump(f"{pair}-1m-2024-03-0{day}.zip"), symbol)
+            ]
+            with conn.cursor().copy(
+                "COPY kline_1m (symbol, open_time, close_time, open, high, low, close, volume, "
+                "quote_volume, trades, taker_buy_base_volume, taker_buy_quote_volume, seconds) "
+                "FROM STDIN"
+            ) as copy:
+                for k in minutes:
+                    copy.write_row(
+                        (
+                            k.symbol,
+                            _ts(k.open_time),
+                            _ts(k.close_time),
+                            k.open,
+                            k.high,
+                            k.low,
+                            k.close,
+                            k.volume,
+                            k.quote_volume,
+                            k.trades,
+                            k.taker_buy_base_volume,
+                            k.taker_buy_quote_volume,
+                            60,
+                        )
+                    )
+            start, end = _ts(minutes[0].open_time), _ts(minutes[-1].close_time + 1)
+            for level in ("5m", "15m", "1h"):
+                conn.execute(
+                    "SELECT kline_rollup(%s, %s, %s, %s)", (level, [symbol], [start], [end])
+                )
+            conn.commit()
+            for level in ("15m", "1h"):
+                expected = [
+                    as_candle(k)
+                    for day in (1, 2, 3)
+                    for k in read_dump(f"{pair}-{level}-2024-03-0{day}.zip")
+                ]
+                assert candles(settings, f"kline_{level}", symbol) == expected, (pair, level)
+
+
+def _ts(ms: int) -> object:
+    from datetime import UTC, datetime, timedelta
+
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
