@@ -352,6 +352,7 @@ export class App {
         this.select(this.symbols[0], this.interval);
       }
     } catch {
+      if (this.symbols.length === 0) this.sidebar.setPlaceholder("Waiting for the API…");
       window.setTimeout(() => void this.loadMeta(), META_RETRY_MS);
     }
   }
@@ -404,7 +405,11 @@ export class App {
         this.setSource(toSource(message.source));
         break;
       case "error":
-        this.showToast(message.detail ? `${message.error}: ${message.detail}` : message.error);
+        console.warn("server error", message);
+        // While the chart explains a failed load itself, a second voice would only repeat it.
+        if (this.chartState.current === "ready" || this.chartState.current === "empty") {
+          this.showToast(message.detail ? `${message.error}: ${message.detail}` : message.error);
+        }
         break;
       case "pong":
         break;

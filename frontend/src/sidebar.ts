@@ -81,10 +81,22 @@ export class SymbolList {
     this.search.select();
   }
 
+  /** Text in place of the rows while there are none (e.g. the API is not answering yet). */
+  setPlaceholder(text: string): void {
+    if (this.rows.size > 0) return;
+    this.empty.textContent = text;
+    this.empty.hidden = false;
+  }
+
   private filter(query: string): void {
     this.query = query.trim().toUpperCase();
     for (const [symbol, row] of this.rows) row.el.hidden = !symbol.includes(this.query);
-    this.empty.hidden = this.rows.size === 0 || this.visible().length > 0;
+    if (this.rows.size === 0) {
+      this.empty.textContent = "No symbol has data yet.";
+      this.empty.hidden = false;
+      return;
+    }
+    this.empty.hidden = this.visible().length > 0;
     this.empty.textContent = `No symbol matches “${query.trim()}”`;
   }
 

@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { decimalsOf, formatBarTime, formatChangePercent, formatTick, pricePrecision, splitSymbol, TickKind } from "../src/format.ts";
+
+test("decimals ignore trailing zeros", () => {
+  assert.equal(decimalsOf("61000.10000000"), 1);
+  assert.equal(decimalsOf("0.00001234"), 8);
+  assert.equal(decimalsOf("42"), 0);
+  assert.equal(decimalsOf("42.000"), 0);
+});
+
+test("price precision covers every price, between 2 and 8", () => {
+  assert.equal(pricePrecision(["61000.10000000", "61000.00"]), 2);
+  assert.equal(pricePrecision(["0.12345", "0.1"]), 5);
+  assert.equal(pricePrecision(["0.000000001"]), 8);
+  assert.equal(pricePrecision([]), 2);
+});
+
+test("change percent is signed and otherwise unchanged", () => {
+  assert.equal(formatChangePercent("1.230"), "+1.230%");
+  assert.equal(formatChangePercent("-0.50"), "-0.50%");
+  assert.equal(formatChangePercent("0.000"), "0.000%");
+  assert.equal(formatChangePercent("nope"), "—");
+});
+
+test("bar times in UTC at the interval's precision", () => {
+  const ms = Date.UTC(2024, 10, 26, 14, 32, 5);
+  assert.equal(formatBarTime(ms, "1s", true), "2024-11-26 14:32:05");
+  assert.equal(formatBarTime(ms, "15m", true), "2024-11-26 14:32");
+  assert.equal(formatBarTime(ms, "1d", true), "2024-11-26");
+});
+
+test("tick labels follow the tick kind", () => {
+  const ms = new Date(2024, 10, 26, 9, 5, 7).getTime();
+  assert.equal(formatTick(ms, TickKind.Year), "2024");
+  assert.equal(formatTick(ms, TickKind.Month), "Nov");
+  assert.equal(formatTick(ms, TickKind.DayOfMonth), "26 Nov");
+  assert.equal(formatTick(ms, TickKind.Time), "09:05");
+  assert.equal(formatTick(ms, TickKind.TimeWithSeconds), "09:05:07");
+});
+
+test("symbols split into base and quote", () => {
+  assert.deepEqual(splitSymbol("BTCUSDT"), ["BTC", "USDT"]);
+  assert.deepEqual(splitSymbol("ETHBTC"), ["ETH", "BTC"]);
+  assert.deepEqual(splitSymbol("USDT"), ["USDT", ""]);
+  assert.deepEqual(splitSymbol("FOO"), ["FOO", ""]);
+});
