@@ -9,6 +9,7 @@ import {
   toSource,
   type RawKline,
   type Source,
+  type Ticker,
 } from "./api.ts";
 import { BarStore, barFromKline } from "./bars.ts";
 import { CandleChart } from "./chart.ts";
@@ -40,6 +41,9 @@ export interface Snapshot {
 
 const RETRY_MS = [1_000, 2_000, 4_000, 8_000, 15_000];
 const META_RETRY_MS = 5_000;
+const OLDER_RETRY_MS = 5_000;
+// The live ticker frames carry price and change only; high, low and volume come from REST.
+const STATS_REFRESH_MS = 30_000;
 // The REST side is fed from the database, a moment behind the live stream; let it catch up.
 const HOLE_FILL_DELAY_MS = 1_500;
 // Quiet markets can leave real holes at 1s; do not ask about each one.
@@ -55,6 +59,7 @@ export class App {
   /** Newest known price per symbol, from whichever frame was newest. */
   private readonly prices = new Map<string, { price: string; at: number }>();
   private readonly changes = new Map<string, string>();
+  private readonly stats = new Map<string, Ticker>();
   private source: Source = "unknown";
   private connection: Connection = "connecting";
   private readonly latency = new LatencyWindow(60_000);
@@ -67,6 +72,7 @@ export class App {
   private pending: RawKline[] = [];
   private loadingOlder = false;
   private olderExhausted = false;
+  private olderRetryAt = 0;
   private loadAttempt = 0;
   private retryTimer: number | undefined;
   private hoverTime: number | null = null;
@@ -126,6 +132,7 @@ export class App {
     };
     tick();
     window.setInterval(tick, 1000);
+    window.setInterval(() => void this.refreshStats(), STATS_REFRESH_MS);
   }
 
   snapshot(): Snapshot {
@@ -158,6 +165,7 @@ export class App {
     replaceUrl(this.symbol, this.interval);
     this.header.setView(this.symbol, this.interval);
     this.header.setQuote(this.prices.get(this.symbol)?.price, this.changes.get(this.symbol));
+    this.header.setStats(this.stats.get(this.symbol));
     this.sidebar.setSelected(this.symbol);
     for (const button of document.querySelectorAll<HTMLButtonElement>("[data-interval]")) {
       const on = button.dataset.interval === this.interval;
@@ -293,6 +301,7 @@ export class App {
   private async loadOlder(): Promise<void> {
     const first = this.store.first;
     if (this.loadingOlder || this.olderExhausted || this.buffering || first === undefined) return;
+    if (Date.now() < this.olderRetryAt) return;
     const generation = this.generation;
     const { symbol, interval } = this;
     this.loadingOlder = true;
@@ -303,7 +312,8 @@ export class App {
       if (klines.length < KLINES_MAX_LIMIT) this.olderExhausted = true;
       if (this.store.prepend(klines.map(barFromKline)) > 0) this.chart.setAll(this.store.bars);
     } catch {
-      // Scrolling again retries; the live chart is unaffected.
+      // Scrolling again retries, a little later; the live chart is unaffected.
+      this.olderRetryAt = Date.now() + OLDER_RETRY_MS;
     } finally {
       if (generation === this.generation) {
         this.loadingOlder = false;
@@ -336,16 +346,15 @@ export class App {
 
   /** Symbols, their tickers and the data source; retried until the API answers. */
   private async loadMeta(): Promise<void> {
+    // Only the symbol list is essential; tickers and the source also arrive over the socket.
+    const optional = <T>(promise: Promise<T>): Promise<T | undefined> => promise.catch(() => undefined);
     try {
-      const [symbols, tickers, source] = await Promise.all([fetchSymbols(), fetchTickers(), fetchSource()]);
-      this.setSource(source);
+      const [symbols, tickers, source] = await Promise.all([fetchSymbols(), optional(fetchTickers()), optional(fetchSource())]);
+      if (source !== undefined) this.setSource(source);
       this.symbols = symbols.map((s) => s.symbol);
       this.sidebar.setSymbols(this.symbols);
       for (const s of symbols) this.setPrice(s.symbol, s.price, s.lastTime);
-      for (const t of tickers) {
-        this.setPrice(t.symbol, t.lastPrice, t.closeTime);
-        this.setChange(t.symbol, t.priceChangePercent);
-      }
+      for (const t of tickers ?? []) this.setTicker(t);
       this.socket.followTickers(this.symbols);
       $("symbol-count").textContent = String(this.symbols.length);
       if (!this.symbolGiven && !this.symbols.includes(this.symbol) && this.symbols[0] !== undefined) {
@@ -354,6 +363,22 @@ export class App {
     } catch {
       if (this.symbols.length === 0) this.sidebar.setPlaceholder("Waiting for the API…");
       window.setTimeout(() => void this.loadMeta(), META_RETRY_MS);
+    }
+  }
+
+  private setTicker(ticker: Ticker): void {
+    this.stats.set(ticker.symbol, ticker);
+    this.setPrice(ticker.symbol, ticker.lastPrice, ticker.closeTime);
+    this.setChange(ticker.symbol, ticker.priceChangePercent);
+    if (ticker.symbol === this.symbol) this.header.setStats(ticker);
+  }
+
+  private async refreshStats(): Promise<void> {
+    if (!this.symbols.includes(this.symbol)) return;
+    try {
+      for (const ticker of await fetchTickers([this.symbol])) this.setTicker(ticker);
+    } catch {
+      // The figures stay as they were until the next refresh.
     }
   }
 

@@ -80,7 +80,6 @@ export class CandleChart {
       borderVisible: false,
       wickUpColor: theme.up,
       wickDownColor: theme.down,
-      priceLineColor: theme.muted,
       priceLineStyle: LineStyle.Dotted,
     });
     this.volume = this.chart.addSeries(

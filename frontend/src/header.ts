@@ -1,5 +1,5 @@
 /** The header: what is shown, its price, the connection, the latency, and the simulated-data banner. */
-import type { Source } from "./api.ts";
+import type { Source, Ticker } from "./api.ts";
 import { direction, formatChangePercent } from "./format.ts";
 import type { Interval } from "./intervals.ts";
 import type { Connection } from "./socket.ts";
@@ -16,6 +16,10 @@ export class Header {
   private readonly interval = $("view-interval");
   private readonly price = $("view-price");
   private readonly change = $("view-change");
+  private readonly stats = $("view-stats");
+  private readonly statHigh = $("stat-high");
+  private readonly statLow = $("stat-low");
+  private readonly statVolume = $("stat-volume");
   private readonly connection = $("connection");
   private readonly connectionText = $("connection-text");
   private readonly latency = $("latency-value");
@@ -30,6 +34,16 @@ export class Header {
     this.interval.textContent = interval;
     this.price.textContent = "";
     this.change.textContent = "";
+    this.stats.hidden = true;
+  }
+
+  /** The 24h high, low and volume of the shown symbol, as the API's ticker wrote them. */
+  setStats(ticker: Ticker | undefined): void {
+    this.stats.hidden = ticker === undefined;
+    if (ticker === undefined) return;
+    this.statHigh.textContent = ticker.highPrice;
+    this.statLow.textContent = ticker.lowPrice;
+    this.statVolume.textContent = ticker.volume;
   }
 
   setQuote(price: string | undefined, changePercent: string | undefined): void {
