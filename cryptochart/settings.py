@@ -59,6 +59,9 @@ class Settings:
     retention_aggregates: str = "400 days"
     # Stages.
     inserter_group: str = "cryptochart-inserter"
+    # Static group membership: a restarted inserter with the same id takes its partitions back
+    # at once instead of after the session timeout. Give each inserter its own; empty: dynamic.
+    inserter_instance_id: str = ""
     insert_batch_rows: int = 5000
     insert_batch_seconds: float = 0.2
     aggregate_grace_seconds: float = 3.0

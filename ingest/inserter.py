@@ -90,6 +90,12 @@ class KlineInserter:
                 "auto.offset.reset": "earliest",
                 "partition.assignment.strategy": "cooperative-sticky",
                 "fetch.wait.max.ms": 50,
+                "session.timeout.ms": 10_000,
+                **(
+                    {"group.instance.id": settings.inserter_instance_id}
+                    if settings.inserter_instance_id
+                    else {}
+                ),
             }
         )
         self._dead_letters = Producer({"bootstrap.servers": settings.kafka_bootstrap})

@@ -138,6 +138,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CRYPTOCHART_KLINES_TOPIC": settings.klines_topic,
         "CRYPTOCHART_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
         "CRYPTOCHART_INSERTER_GROUP": settings.inserter_group,
+        "CRYPTOCHART_INSERTER_INSTANCE_ID": settings.inserter_instance_id,
         "CRYPTOCHART_RETENTION_1S": settings.retention_1s,
         "CRYPTOCHART_SYMBOLS": ",".join(settings.symbols),
     }

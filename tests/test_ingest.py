@@ -108,7 +108,9 @@ def test_kill_9_inserter_mid_stream_loses_and_duplicates_nothing(history: Settin
     symbols = [f"KILL{i}BTC" for i in range(4)]
     base = read_dump(FIRST_180)
     klines = [k for s in symbols for k in renamed(base, s)]
-    own = replace(history, inserter_group=history.inserter_group + ".kill9")
+    own = replace(
+        history, inserter_group=history.inserter_group + ".kill9", inserter_instance_id="kill9-a"
+    )
     half = len(klines) // 2
     produce(own, klines[:half])
     proc = spawn(own, "insert")
