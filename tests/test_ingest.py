@@ -189,3 +189,36 @@ def _ts(ms: int) -> object:
     from datetime import UTC, datetime, timedelta
 
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+
+
+def test_kill_9_aggregator_mid_run_then_restart_aggregates_everything(history: Settings) -> None:
+    from ingest.inserter import staging_rows, write_batch
+
+    symbol = "KILLAGG1"
+    seconds = renamed(read_dump(FIRST_180), symbol)
+    expected = [as_candle(k) for k in read_dump("BTCUSDT-1m-2024-03-01.zip")[:3]]
+    proc = spawn(history, "aggregate")
+    try:
+        with psycopg.connect(history.database_url) as conn:
+            for start in range(0, 180, 20):
+                write_batch(conn, staging_rows(enumerate(seconds[start : start + 20])))
+                if start == 80:
+                    wait_for(
+                        lambda: bool(candles(history, "kline_1m", symbol)),
+                        30,
+                        "the running minute job to aggregate something",
+                    )
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait(10)
+    finally:
+        proc.kill()
+    restarted = spawn(history, "aggregate")
+    try:
+        wait_for(
+            lambda: candles(history, "kline_1m", symbol) == expected,
+            30,
+            "kline_1m to equal Binance's 1m candles after the restart",
+        )
+    finally:
+        restarted.terminate()
+        assert restarted.wait(30) == 0
