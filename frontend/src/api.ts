@@ -47,8 +47,15 @@ export class ApiRejected extends Error {
   constructor(
     readonly status: number,
     readonly detail: string,
+    readonly extra: unknown = undefined,
   ) {
     super(`API ${status}: ${detail}`);
+  }
+
+  /** Whether the error names this query parameter, in its detail or its `extra`. */
+  names(parameter: string): boolean {
+    const words = new RegExp(`\\b${parameter}\\b`, "i");
+    return words.test(this.detail) || (this.extra !== undefined && words.test(JSON.stringify(this.extra)));
   }
 }
 
@@ -78,7 +85,8 @@ async function getJson<T>(path: string, params: Record<string, string | number |
     throw new ApiUnavailable(`${path}: ${String(error)}`);
   }
   if (response.status >= 400 && response.status < 500) {
-    throw new ApiRejected(response.status, await errorDetail(response));
+    const { detail, extra } = await errorBody(response);
+    throw new ApiRejected(response.status, detail, extra);
   }
   if (!response.ok) throw new ApiUnavailable(`${path}: HTTP ${response.status}`);
   try {
@@ -89,14 +97,15 @@ async function getJson<T>(path: string, params: Record<string, string | number |
   }
 }
 
-async function errorDetail(response: Response): Promise<string> {
+/** The API's error shape, `{"status_code", "detail", "extra"}`, or the status text. */
+async function errorBody(response: Response): Promise<{ detail: string; extra: unknown }> {
+  const fallback = response.statusText || `HTTP ${response.status}`;
   try {
-    const body = (await response.json()) as { detail?: unknown };
-    if (typeof body.detail === "string") return body.detail;
+    const body = (await response.json()) as { detail?: unknown; extra?: unknown };
+    return { detail: typeof body.detail === "string" ? body.detail : fallback, extra: body.extra };
   } catch {
-    // Not the API's JSON error shape; fall through to the status text.
+    return { detail: fallback, extra: undefined };
   }
-  return response.statusText || `HTTP ${response.status}`;
 }
 
 export function fetchKlines(symbol: string, interval: Interval, query: KlineQuery, signal?: AbortSignal): Promise<RawKline[]> {

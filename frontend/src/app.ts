@@ -218,7 +218,7 @@ export class App {
     const { symbol, interval } = this;
     this.buffering = false;
     if (error instanceof ApiRejected) {
-      const unknownSymbol = error.status === 400 && /symbol/i.test(error.detail);
+      const unknownSymbol = (error.status === 400 || error.status === 404) && error.names("symbol");
       const suggestion = this.symbols.find((s) => s !== symbol) ?? (symbol !== DEFAULT_SYMBOL ? DEFAULT_SYMBOL : undefined);
       this.chartState.set(unknownSymbol ? "unknown-symbol" : "rejected", {
         symbol,

@@ -139,9 +139,9 @@ function flash(el: HTMLElement, move: "up" | "down"): void {
   const color = getComputedStyle(el).getPropertyValue(move === "up" ? "--up" : "--down").trim();
   el.animate(
     [
-      { color, backgroundColor: `color-mix(in srgb, ${color} 18%, transparent)` },
+      { color, backgroundColor: `color-mix(in srgb, ${color} 12%, transparent)` },
       { color: "", backgroundColor: "transparent" },
     ],
-    { duration: 900, easing: "ease-out" },
+    { duration: 700, easing: "ease-out" },
   );
 }
