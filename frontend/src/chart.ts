@@ -23,7 +23,7 @@ import { theme } from "./theme.ts";
 /** Load older history when fewer than this many bars are left of the visible range. */
 const HISTORY_MARGIN_BARS = 40;
 
-const timeMs = (time: Time): number => (typeof time === "number" ? time * 1000 : 0);
+const seconds = (time: Time): number => (typeof time === "number" ? time : 0);
 
 export interface ChartEvents {
   /** The bar under the crosshair, or null when the pointer left the chart. */
@@ -37,6 +37,12 @@ export class CandleChart {
   private readonly candles: ISeriesApi<"Candlestick">;
   private readonly volume: ISeriesApi<"Histogram">;
   private interval: Interval = "1m";
+  /**
+   * Seconds added to every time handed to the library, which places day and hour ticks on UTC
+   * boundaries: shifted by the local offset they fall on local ones. One offset per view keeps
+   * the times ascending across a DST change; labels undo it and format the true instant.
+   */
+  private shift = 0;
 
   constructor(container: HTMLElement, events: ChartEvents) {
     this.chart = createChart(container, {
@@ -67,10 +73,10 @@ export class CandleChart {
         rightOffset: 6,
         barSpacing: 7,
         minBarSpacing: 0.5,
-        tickMarkFormatter: (time: Time, kind: number) => formatTick(timeMs(time), kind as TickKind),
+        tickMarkFormatter: (time: Time, kind: number) => formatTick(this.realMs(time), kind as TickKind, this.interval === "1d"),
       },
       localization: {
-        timeFormatter: (time: Time) => formatCrosshairTime(timeMs(time), this.interval),
+        timeFormatter: (time: Time) => formatCrosshairTime(this.realMs(time), this.interval),
       },
     });
 
@@ -93,7 +99,7 @@ export class CandleChart {
     volumePane?.setStretchFactor(1);
 
     this.chart.subscribeCrosshairMove((param: MouseEventParams) => {
-      events.hover(param.time !== undefined && param.point !== undefined ? timeMs(param.time) / 1000 : null);
+      events.hover(param.time !== undefined && param.point !== undefined ? this.realMs(param.time) / 1000 : null);
     });
     this.chart.timeScale().subscribeVisibleLogicalRangeChange((range: LogicalRange | null) => {
       if (range === null) return;
@@ -105,6 +111,8 @@ export class CandleChart {
   /** Show a new symbol or interval: all bars at once, scrolled to the newest. */
   show(bars: readonly Bar[], interval: Interval, precision: number): void {
     this.interval = interval;
+    // Daily bars are UTC days and are labelled so; everything finer reads in local time.
+    this.shift = interval === "1d" ? 0 : -new Date().getTimezoneOffset() * 60;
     this.chart.applyOptions({ timeScale: { secondsVisible: interval === "1s", barSpacing: 7 } });
     this.setPrecision(precision);
     this.setAll(bars);
@@ -117,26 +125,33 @@ export class CandleChart {
 
   /** Replace the data keeping the view where it is (after older history was prepended). */
   setAll(bars: readonly Bar[]): void {
-    this.candles.setData(bars.map(candle));
-    this.volume.setData(bars.map(volumeBar));
+    this.candles.setData(bars.map((b) => this.candle(b)));
+    this.volume.setData(bars.map((b) => this.volumeBar(b)));
   }
 
   /** One live bar: the newest one changed or a newer one began. */
   update(bar: Bar): void {
-    this.candles.update(candle(bar));
-    this.volume.update(volumeBar(bar));
+    this.candles.update(this.candle(bar));
+    this.volume.update(this.volumeBar(bar));
   }
 
   clear(): void {
     this.candles.setData([]);
     this.volume.setData([]);
   }
+
+  private realMs(time: Time): number {
+    return (seconds(time) - this.shift) * 1000;
+  }
+
+  private candle(bar: Bar): CandlestickData {
+    const time = (bar.time + this.shift) as UTCTimestamp;
+    return { time, open: bar.open, high: bar.high, low: bar.low, close: bar.close };
+  }
+
+  private volumeBar(bar: Bar): HistogramData {
+    const time = (bar.time + this.shift) as UTCTimestamp;
+    return { time, value: bar.volume, color: bar.close >= bar.open ? theme.upVolume : theme.downVolume };
+  }
 }
 
-function candle(bar: Bar): CandlestickData {
-  return { time: bar.time as UTCTimestamp, open: bar.open, high: bar.high, low: bar.low, close: bar.close };
-}
-
-function volumeBar(bar: Bar): HistogramData {
-  return { time: bar.time as UTCTimestamp, value: bar.volume, color: bar.close >= bar.open ? theme.upVolume : theme.downVolume };
-}

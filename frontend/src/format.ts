@@ -28,33 +28,37 @@ export function formatClock(ms: number, utc = false): string {
   return `${pad(p.h)}:${pad(p.mi)}:${pad(p.s)}`;
 }
 
-/** Crosshair label on the time axis: "Tue 26 Nov '24 14:32". */
+const WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+
+/** Crosshair label on the time axis: "Tue 26 Nov '24 14:32"; daily bars are UTC days. */
 export function formatCrosshairTime(ms: number, interval: Interval): string {
-  const d = new Date(ms);
-  const day = `${d.toLocaleDateString(undefined, { weekday: "short" })} ${d.getDate()} ${MONTHS[d.getMonth()]} '${pad(d.getFullYear() % 100)}`;
-  if (interval === "1d") return day;
-  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-  return interval === "1s" ? `${day} ${time}:${pad(d.getSeconds())}` : `${day} ${time}`;
+  const utc = interval === "1d";
+  const p = parts(ms, utc);
+  const weekday = WEEKDAYS[utc ? new Date(ms).getUTCDay() : new Date(ms).getDay()];
+  const day = `${weekday} ${p.d} ${MONTHS[p.mo]} '${pad(p.y % 100)}`;
+  if (utc) return `${day} UTC`;
+  const time = `${pad(p.h)}:${pad(p.mi)}`;
+  return interval === "1s" ? `${day} ${time}:${pad(p.s)}` : `${day} ${time}`;
 }
 
 /** Kinds of time-axis tick mark, numbered as lightweight-charts' TickMarkType. */
 export const TickKind = { Year: 0, Month: 1, DayOfMonth: 2, Time: 3, TimeWithSeconds: 4 } as const;
 export type TickKind = (typeof TickKind)[keyof typeof TickKind];
 
-/** A time-axis tick label in the local zone. */
-export function formatTick(ms: number, kind: TickKind): string {
-  const d = new Date(ms);
+/** A time-axis tick label, in the local zone unless `utc`. */
+export function formatTick(ms: number, kind: TickKind, utc = false): string {
+  const p = parts(ms, utc);
   switch (kind) {
     case TickKind.Year:
-      return String(d.getFullYear());
+      return String(p.y);
     case TickKind.Month:
-      return MONTHS[d.getMonth()]!;
+      return MONTHS[p.mo]!;
     case TickKind.DayOfMonth:
-      return `${d.getDate()} ${MONTHS[d.getMonth()]}`;
+      return `${p.d} ${MONTHS[p.mo]}`;
     case TickKind.Time:
-      return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+      return `${pad(p.h)}:${pad(p.mi)}`;
     case TickKind.TimeWithSeconds:
-      return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+      return `${pad(p.h)}:${pad(p.mi)}:${pad(p.s)}`;
     default:
       return "";
   }

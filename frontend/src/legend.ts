@@ -37,8 +37,9 @@ export class Legend {
     f.chg.textContent = `${pct > 0 ? "+" : ""}${pct.toFixed(2)}%`;
     const ms = bar.time * 1000;
     const utc = `${formatBarTime(ms, interval, true)} UTC`;
-    f.time.textContent = formatBarTime(ms, interval);
+    // A daily bar is a UTC day: its date is the same everywhere, so it is shown as such.
+    f.time.textContent = interval === "1d" ? utc : formatBarTime(ms, interval);
     f.time.title = utc;
-    f.utc.textContent = hovered ? utc : "";
+    f.utc.textContent = hovered && interval !== "1d" ? utc : "";
   }
 }

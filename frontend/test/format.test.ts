@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { decimalsOf, formatBarTime, formatChangePercent, formatTick, pricePrecision, splitSymbol, TickKind } from "../src/format.ts";
+import { decimalsOf, formatBarTime, formatCrosshairTime, formatChangePercent, formatTick, pricePrecision, splitSymbol, TickKind } from "../src/format.ts";
 
 test("decimals ignore trailing zeros", () => {
   assert.equal(decimalsOf("61000.10000000"), 1);
@@ -44,4 +44,10 @@ test("symbols split into base and quote", () => {
   assert.deepEqual(splitSymbol("ETHBTC"), ["ETH", "BTC"]);
   assert.deepEqual(splitSymbol("USDT"), ["USDT", ""]);
   assert.deepEqual(splitSymbol("FOO"), ["FOO", ""]);
+});
+
+test("daily bars are labelled by their UTC day", () => {
+  const ms = Date.UTC(2024, 10, 26);
+  assert.equal(formatTick(ms, TickKind.DayOfMonth, true), "26 Nov");
+  assert.equal(formatCrosshairTime(ms, "1d"), "Tue 26 Nov '24 UTC");
 });
