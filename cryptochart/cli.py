@@ -12,6 +12,7 @@ from confluent_kafka import KafkaException
 
 from cryptochart.services.process import ServiceError
 from cryptochart.settings import Settings, SettingsError
+from ingest.cli import add_source_options
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -41,6 +42,15 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
         created = ensure_topics(settings)
         print(f"kafka topics: created {', '.join(created) or 'nothing new'}")
     return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from cryptochart.run import run
+
+    source_args = [
+        f"--{name}={value}" for name in ("source", "symbols") if (value := getattr(args, name))
+    ]
+    return run(settings, source_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     for register in _stage_commands():
         register(sub)
+
+    run = sub.add_parser(
+        "run",
+        help="the whole product: services, migrate, producer, inserter, minute job, API",
+        description="Start everything in one process tree (restarting any part that dies) and "
+        "print the chart's URL. Ctrl-C stops it all.",
+    )
+    add_source_options(run)
+    run.set_defaults(run=_run)
     return parser
 
 
@@ -85,9 +104,9 @@ def _stage_commands() -> list[
     Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
 ]:
     """The later stages register their subcommands here (ingest, api)."""
-    from cryptochart.stages import STAGES
+    from cryptochart.stages import stages
 
-    return STAGES
+    return stages()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

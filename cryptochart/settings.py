@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from cryptochart.symbols import parse_symbols
+
 SourceKind = Literal["auto", "binance", "sim", "replay"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,14 +29,6 @@ class SettingsError(ValueError):
 
 def _env(name: str) -> str:
     return f"CRYPTOCHART_{name.upper()}"
-
-
-def parse_symbols(raw: str) -> tuple[str, ...]:
-    symbols = tuple(s.strip().upper() for s in raw.split(",") if s.strip())
-    for symbol in symbols:
-        if not symbol.isalnum():
-            raise ValueError(f"symbol {symbol!r} is not alphanumeric")
-    return symbols
 
 
 @dataclass(frozen=True, slots=True)

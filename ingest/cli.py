@@ -8,7 +8,8 @@ import signal
 import threading
 from dataclasses import replace
 
-from cryptochart.settings import Settings, parse_symbols
+from cryptochart.settings import Settings
+from cryptochart.symbols import parse_symbols
 
 
 def _stop_on_signals() -> threading.Event:
@@ -75,7 +76,10 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
         choices=["auto", "binance", "sim", "replay"],
         help="where klines come from (default: CRYPTOCHART_SOURCE)",
     )
-    parser.add_argument("--symbols", help="comma-separated symbols (default: CRYPTOCHART_SYMBOLS)")
+    parser.add_argument(
+        "--symbols",
+        help="comma-separated symbols, or a count such as 50 (default: CRYPTOCHART_SYMBOLS)",
+    )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,0 +1,97 @@
+"""`cryptochart run`: the whole product in one process tree.
+
+Brings up the local services, migrates, backfills the last hour when the database is empty, then
+runs the producer, inserter, minute job and API as child processes, restarting any that dies and
+stopping all of them on Ctrl-C / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cryptochart.settings import Settings
+
+log = logging.getLogger("cryptochart.run")
+RESTART_DELAY_MAX = 30.0
+
+
+@dataclass
+class Child:
+    name: str
+    args: Sequence[str]
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started: float = field(default=0.0)
+
+    def start(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "cryptochart.cli", *self.args], env=env)
+        self.started = time.monotonic()
+        log.info("started %s (pid %d)", self.name, self.proc.pid)
+
+
+def supervise(children: list[Child], env: dict[str, str], stop: threading.Event) -> int:
+    """Run the children until ``stop``; restart a child that exits, with growing delays."""
+    for child in children:
+        child.start(env)
+    due: dict[str, float] = {}
+    while not stop.wait(0.5):
+        for child in children:
+            assert child.proc is not None
+            code = child.proc.poll()
+            if code is None:
+                continue
+            if child.name not in due:
+                delay = min(RESTART_DELAY_MAX, 2.0**child.restarts)
+                if time.monotonic() - child.started > 60:
+                    child.restarts, delay = 0, 1.0  # it ran a while: a fresh failure
+                log.error("%s exited with %d; restarting in %.0fs", child.name, code, delay)
+                due[child.name] = time.monotonic() + delay
+            elif time.monotonic() >= due[child.name]:
+                del due[child.name]
+                child.restarts += 1
+                child.start(env)
+    for child in children:
+        if child.proc is not None and child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+    for child in children:
+        if child.proc is not None:
+            try:
+                child.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+    return 0
+
+
+def run(settings: Settings, extra_source_args: Sequence[str]) -> int:
+    from cryptochart.services import local
+    from cryptochart.stages import registered
+
+    for line in local.up(settings):
+        log.info(line)
+    env = dict(os.environ)
+    migrate = subprocess.run([sys.executable, "-m", "cryptochart.cli", "migrate"], env=env)
+    if migrate.returncode != 0:
+        return migrate.returncode
+    commands = registered()
+    children = [
+        Child("inserter", ["insert"]),
+        Child("minute job", ["aggregate"]),
+        Child("producer", ["produce", *extra_source_args]),
+    ]
+    if "serve" in commands:
+        children.append(Child("api", ["serve"]))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if "serve" in commands:
+        url = f"http://{settings.api_host}:{settings.api_port}/"
+        threading.Timer(3.0, lambda: log.info("cryptochart is up: open %s", url)).start()
+    return supervise(children, env, stop)
