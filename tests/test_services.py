@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 from confluent_kafka import Consumer, Producer
@@ -61,7 +62,8 @@ def test_kafka_round_trip(settings: Settings) -> None:
     consumer.subscribe([settings.klines_topic])
     try:
         received = None
-        for _ in range(60):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
             msg = consumer.poll(1.0)
             if msg is not None and msg.error() is None and msg.value() == value:
                 received = msg
