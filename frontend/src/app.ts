@@ -42,8 +42,8 @@ export interface Snapshot {
 const RETRY_MS = [1_000, 2_000, 4_000, 8_000, 15_000];
 const META_RETRY_MS = 5_000;
 const OLDER_RETRY_MS = 5_000;
-// The live ticker frames carry price and change only; high, low and volume come from REST.
-const STATS_REFRESH_MS = 30_000;
+// Live ticker frames carry price and change only; high, low, volume and new symbols come from REST.
+const META_REFRESH_MS = 30_000;
 // The REST side is fed from the database, a moment behind the live stream; let it catch up.
 const HOLE_FILL_DELAY_MS = 1_500;
 // Quiet markets can leave real holes at 1s; do not ask about each one.
@@ -60,6 +60,7 @@ export class App {
   private readonly prices = new Map<string, { price: string; at: number }>();
   private readonly changes = new Map<string, string>();
   private readonly stats = new Map<string, Ticker>();
+  private metaLoading = false;
   private source: Source = "unknown";
   private connection: Connection = "connecting";
   private readonly latency = new LatencyWindow(60_000);
@@ -132,7 +133,7 @@ export class App {
     };
     tick();
     window.setInterval(tick, 1000);
-    window.setInterval(() => void this.refreshStats(), STATS_REFRESH_MS);
+    window.setInterval(() => void this.loadMeta(), META_REFRESH_MS);
   }
 
   snapshot(): Snapshot {
@@ -186,6 +187,7 @@ export class App {
     this.pending = [];
     this.loadingOlder = false;
     this.olderExhausted = false;
+    this.olderRetryAt = 0;
     this.hoverTime = null;
     this.store.clear();
     this.chart.clear();
@@ -318,6 +320,10 @@ export class App {
       if (generation === this.generation) {
         this.loadingOlder = false;
         this.renderBarCount();
+        // Zoomed far out, one page may not reach past the margin: keep going while it does not.
+        requestAnimationFrame(() => {
+          if (generation === this.generation && this.chart.isNearOldest()) void this.loadOlder();
+        });
       }
     }
   }
@@ -344,8 +350,10 @@ export class App {
 
   // ---- sidebar data -----------------------------------------------------------------------
 
-  /** Symbols, their tickers and the data source; retried until the API answers. */
+  /** Symbols, their tickers and the data source; retried soon until a first list arrives. */
   private async loadMeta(): Promise<void> {
+    if (this.metaLoading) return;
+    this.metaLoading = true;
     // Only the symbol list is essential; tickers and the source also arrive over the socket.
     const optional = <T>(promise: Promise<T>): Promise<T | undefined> => promise.catch(() => undefined);
     try {
@@ -362,8 +370,10 @@ export class App {
       }
     } catch {
       if (this.symbols.length === 0) this.sidebar.setPlaceholder("Waiting for the API…");
-      window.setTimeout(() => void this.loadMeta(), META_RETRY_MS);
+    } finally {
+      this.metaLoading = false;
     }
+    if (this.symbols.length === 0) window.setTimeout(() => void this.loadMeta(), META_RETRY_MS);
   }
 
   private setTicker(ticker: Ticker): void {
@@ -371,15 +381,6 @@ export class App {
     this.setPrice(ticker.symbol, ticker.lastPrice, ticker.closeTime);
     this.setChange(ticker.symbol, ticker.priceChangePercent);
     if (ticker.symbol === this.symbol) this.header.setStats(ticker);
-  }
-
-  private async refreshStats(): Promise<void> {
-    if (!this.symbols.includes(this.symbol)) return;
-    try {
-      for (const ticker of await fetchTickers([this.symbol])) this.setTicker(ticker);
-    } catch {
-      // The figures stay as they were until the next refresh.
-    }
   }
 
   private setPrice(symbol: string, price: string, at: number): void {

@@ -102,10 +102,15 @@ export class CandleChart {
       events.hover(param.time !== undefined && param.point !== undefined ? this.realMs(param.time) / 1000 : null);
     });
     this.chart.timeScale().subscribeVisibleLogicalRangeChange((range: LogicalRange | null) => {
-      if (range === null) return;
-      const info = this.candles.barsInLogicalRange(range);
-      if (info !== null && info.barsBefore < HISTORY_MARGIN_BARS) events.nearOldest();
+      if (this.isNearOldest(range)) events.nearOldest();
     });
+  }
+
+  /** Whether the view (by default the current one) reaches within a margin of the oldest bar. */
+  isNearOldest(range: LogicalRange | null = this.chart.timeScale().getVisibleLogicalRange()): boolean {
+    if (range === null) return false;
+    const info = this.candles.barsInLogicalRange(range);
+    return info !== null && info.barsBefore < HISTORY_MARGIN_BARS;
   }
 
   /** Show a new symbol or interval: all bars at once, scrolled to the newest. */
