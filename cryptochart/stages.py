@@ -18,8 +18,8 @@ def stages() -> list[Register]:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+            if exc.name is None or not (name + ".").startswith(exc.name + "."):
+                raise  # the stage exists but something it imports is missing
             continue
         found.append(module.register)
     return found
