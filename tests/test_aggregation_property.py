@@ -8,7 +8,8 @@ from dataclasses import replace
 from decimal import Decimal
 
 import psycopg
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from cryptochart.kline import Kline
@@ -70,7 +71,7 @@ def reference(seconds: list[Kline], bucket_ms: int) -> list[tuple[object, ...]]:
     groups: dict[int, list[Kline]] = defaultdict(list)
     for k in seconds:
         groups[k.open_time - k.open_time % bucket_ms].append(k)
-    out = []
+    out: list[tuple[object, ...]] = []
     for start, ks in sorted(groups.items()):
         out.append(
             (
