@@ -33,7 +33,7 @@ class _SymbolState:
         self.last_closed = last_closed
         self.suspect = False
         self.repairing = False
-        self.held: list[Kline] = []
+        self.held: list[Kline | None] = []  # None: a connection changed at this point
 
 
 class KlineSequencer:
@@ -59,7 +59,11 @@ class KlineSequencer:
     def suspect(self, symbols: Iterable[str]) -> None:
         """A connection carrying ``symbols`` opened or ended: their next closed kline is checked."""
         for symbol in symbols:
-            self._state(symbol).suspect = True
+            state = self._state(symbol)
+            if not state.repairing:
+                state.suspect = True
+            elif not state.held or state.held[-1] is not None:
+                state.held.append(None)
 
     def accept(self, kline: Kline) -> list[Kline]:
         """The klines to emit now that the feed delivered ``kline`` (often just it, or none)."""
@@ -92,6 +96,9 @@ class KlineSequencer:
             if state.repairing:  # a connection changed meanwhile and another hole needs repair
                 state.held.extend(held[index:])
                 break
+            if kline is None:
+                state.suspect = True
+                continue
             self._note_unrepaired(state, kline)
             released.extend(self._closed(state, kline))
         return released
