@@ -15,6 +15,7 @@ run:
 test:
 	@scripts/setup.sh --test
 	@$(VENV)/cryptochart services up
+	cd frontend && npm run --silent typecheck && npm test --silent
 	$(VENV)/pytest
 
 test-faults:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
+from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, Producer
 
 from cryptochart.services import local
@@ -98,3 +102,20 @@ def test_every_subcommand_has_help() -> None:
     for name in commands:
         result = cli(name, "--help")
         assert result.returncode == 0 and "usage: cryptochart" in result.stdout, name
+
+
+def test_a_taken_port_is_reported_not_fought_over(
+    tmp_path: Path, base_settings: Settings, services: list[str]
+) -> None:
+    from cryptochart.services.kafka import LocalKafka
+    from cryptochart.services.process import ServiceError
+
+    # A second broker of another data folder, on the port the running one holds.
+    other = replace(base_settings, data_dir=tmp_path)
+    kafka = LocalKafka(other)
+    kafka.libs.mkdir(parents=True)
+    for jar in LocalKafka(base_settings).libs.glob("*.jar"):
+        (kafka.libs / jar.name).symlink_to(jar)
+    taken = f"port {base_settings.local_kafka_port} on 127.0.0.1 is taken"
+    with pytest.raises(ServiceError, match=re.escape(taken)):
+        kafka.up()

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from cryptochart.services.process import ServiceError, read_pid, run, stop_pid, wait_until
+from cryptochart.services.process import (
+    ServiceError,
+    ensure_port_free,
+    read_pid,
+    run,
+    stop_pid,
+    wait_until,
+)
 from cryptochart.settings import ROOT, Settings
 
 POM = ROOT / "services" / "kafka" / "pom.xml"
@@ -81,6 +88,8 @@ class LocalKafka:
                 "formatting Kafka storage",
             )
         if self.pid() is None:
+            ensure_port_free(self.settings.local_kafka_port, "Kafka")
+            ensure_port_free(self.settings.local_kafka_controller_port, "Kafka's controller")
             log = (self.root / "server.log").open("ab")
             proc = subprocess.Popen(
                 self._java("kafka.Kafka", str(config)),

@@ -17,7 +17,13 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from cryptochart.database import describe
-from cryptochart.services.process import ServiceError, read_pid, run, wait_until
+from cryptochart.services.process import (
+    ServiceError,
+    ensure_port_free,
+    read_pid,
+    run,
+    wait_until,
+)
 from cryptochart.settings import Settings
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -56,6 +62,7 @@ class LocalPostgres:
         bindir = _server_bindir()
         self._init_cluster(bindir)
         if self.pid() is None:
+            ensure_port_free(self.settings.local_pg_port, "PostgreSQL")
             run(
                 self._as_owner(
                     str(bindir / "pg_ctl"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +37,17 @@ def read_pid(path: Path) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return pid if pid_alive(pid) else None
+
+
+def ensure_port_free(port: int, what: str) -> None:
+    """Raise ServiceError if something else already listens on 127.0.0.1:``port``."""
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise ServiceError(
+                f"cannot start {what}: port {port} on 127.0.0.1 is taken by another program; "
+                f"stop it or choose another port (see .env.example)"
+            )
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
