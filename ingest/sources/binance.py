@@ -103,6 +103,7 @@ class BinanceSource:
         return [self.symbols[i : i + size] for i in range(0, len(self.symbols), size)]
 
     async def stream(self) -> AsyncIterator[Kline | Rejected]:
+        """Klines until cancelled: in-progress updates, and each closed kline once, in order."""
         queue: asyncio.Queue[_Event] = asyncio.Queue(_QUEUE_SIZE)
         rest = self._rest or BinanceRest(self._rest_url, rejections=self.rejections)
         tasks: set[asyncio.Task[None]] = set()

@@ -124,7 +124,9 @@ class ShardFeed:
         rotate_in = live.opened_at + self._policy.rotate_after - time.monotonic()
         try:
             await asyncio.wait(
-                {live.reader, notice}, timeout=max(0.0, rotate_in), return_when="FIRST_COMPLETED"
+                {live.reader, notice},
+                timeout=max(0.0, rotate_in),
+                return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
             notice.cancel()
@@ -145,7 +147,7 @@ class ShardFeed:
             await asyncio.wait(
                 {delivered, successor.reader},
                 timeout=self._policy.handover_timeout,
-                return_when="FIRST_COMPLETED",
+                return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
             delivered.cancel()
@@ -162,7 +164,6 @@ class ShardFeed:
                     ping_interval=self._policy.ping_interval,
                     ping_timeout=self._policy.ping_interval,
                     open_timeout=self._policy.open_timeout,
-                    max_size=2**20,
                 )
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 delay = _retry_after(exc) or self._backoff.next_delay()

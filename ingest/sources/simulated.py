@@ -139,7 +139,8 @@ class SimulatedSource:
     async def stream(self) -> AsyncIterator[Kline | Rejected]:
         walks = [_Walk(self.seed, symbol) for symbol in self.symbols]
         start, end = self._range()
-        started = time.time()
+        # Live, a second goes out when the wall clock closes it; from start_ms, pacing starts now.
+        started = start / 1000 if self._start_ms is None else time.time()
         emitted = 0
         for open_time in range(start, end if end is not None else 2**62, 1000):
             if self.speed is None:
