@@ -1,0 +1,123 @@
+"""The API application: REST history, the live WebSocket, health and metrics, the frontend."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.enums import ScopeType
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+
+from api.catalog import Catalog
+from api.channels import channels_plugin
+from api.config import ApiConfig
+from api.consumer import KlineFeed
+from api.controllers.health import HealthController
+from api.controllers.klines import KlinesController
+from api.controllers.status import StatusController
+from api.controllers.symbols import SymbolsController
+from api.controllers.ticker import TickerController
+from api.errors import EXCEPTION_HANDLERS
+from api.frontend import frontend_router
+from api.hub import Hub
+from api.pool import Pool, create_pool
+from api.websocket import live_socket
+from cryptochart.settings import Settings
+
+UNLIMITED_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema"]
+
+
+def _provide_pool(state: State) -> Pool:
+    pool: Pool = state.pool
+    return pool
+
+
+def _provide_catalog(state: State) -> Catalog:
+    catalog: Catalog = state.catalog
+    return catalog
+
+
+def _provide_hub(state: State) -> Hub:
+    hub: Hub = state.hub
+    return hub
+
+
+def _provide_feed(state: State) -> KlineFeed:
+    feed: KlineFeed = state.feed
+    return feed
+
+
+def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
+    config = config or ApiConfig()
+    channels = channels_plugin(config.ws_backlog)
+
+    @asynccontextmanager
+    async def services(app: Litestar) -> AsyncIterator[None]:
+        """The read-only pool and the Kafka feed; neither has to be up for the API to start."""
+        pool = create_pool(settings.api_dsn, config)
+        await pool.open(wait=False)
+        catalog = Catalog(pool, settings.symbols)
+        hub = Hub(channels, pool, catalog)
+        feed = KlineFeed(
+            settings.kafka_bootstrap, settings.klines_topic, hub.receive, asyncio.get_running_loop()
+        )
+        app.state.update(pool=pool, catalog=catalog, hub=hub, feed=feed)
+        feed.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(feed.stop)
+            await hub.close()
+            await pool.close()
+
+    prometheus = PrometheusConfig(
+        app_name="cryptochart-api",
+        prefix="cryptochart_api",
+        group_path=True,
+        scopes={ScopeType.HTTP},
+        exclude=["^/metrics$"],
+    )
+    dependencies: dict[str, Any] = {
+        "pool": Provide(_provide_pool, sync_to_thread=False),
+        "catalog": Provide(_provide_catalog, sync_to_thread=False),
+        "hub": Provide(_provide_hub, sync_to_thread=False),
+        "feed": Provide(_provide_feed, sync_to_thread=False),
+        "api_config": Provide(lambda: config, sync_to_thread=False),
+    }
+    return Litestar(
+        route_handlers=[
+            KlinesController,
+            SymbolsController,
+            TickerController,
+            StatusController,
+            HealthController,
+            PrometheusController,
+            live_socket,
+            frontend_router(config.frontend_dir),
+        ],
+        dependencies=dependencies,
+        lifespan=[services],
+        plugins=[channels],
+        middleware=[
+            prometheus.middleware,
+            RateLimitConfig(
+                rate_limit=("minute", config.rate_limit_per_minute), exclude=UNLIMITED_PATHS
+            ).middleware,
+        ],
+        cors_config=CORSConfig(allow_origins=list(config.cors_origins), allow_methods=["GET"]),
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="cryptochart API",
+            version="1.0.0",
+            description="Crypto candlesticks: history (Binance /api/v3/klines shape) and live.",
+            path="/schema",
+        ),
+    )

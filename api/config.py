@@ -1,0 +1,51 @@
+"""The API's own settings, until they move into ``cryptochart.settings.Settings``.
+
+Each constant is the default of one ``CRYPTOCHART_*`` variable-to-be (named in the comment);
+``ApiConfig`` gathers them so tests and the CLI can pass other values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptochart.settings import ROOT
+
+# CRYPTOCHART_API_CORS_ORIGINS: origins allowed by CORS ("*": any; the data is public, no cookies).
+API_CORS_ORIGINS: tuple[str, ...] = ("*",)
+# CRYPTOCHART_API_WS_ORIGINS: Origin headers a WebSocket may come from ("*": any).
+API_WS_ORIGINS: tuple[str, ...] = ("*",)
+# CRYPTOCHART_API_RATE_LIMIT_PER_MINUTE: HTTP requests per client address and minute.
+API_RATE_LIMIT_PER_MINUTE = 1200
+# CRYPTOCHART_API_POOL_MIN_SIZE / _MAX_SIZE: database connections of the read-only pool.
+API_POOL_MIN_SIZE = 1
+API_POOL_MAX_SIZE = 10
+# CRYPTOCHART_API_QUERY_TIMEOUT: seconds one REST request may wait for the database.
+API_QUERY_TIMEOUT = 5.0
+# CRYPTOCHART_API_WS_MAX_SUBSCRIPTIONS: channels (symbol x interval, or ticker) per WebSocket.
+API_WS_MAX_SUBSCRIPTIONS = 64
+# CRYPTOCHART_API_WS_MAX_FRAME_BYTES: the largest client frame; bigger ones close the socket.
+API_WS_MAX_FRAME_BYTES = 4096
+# CRYPTOCHART_API_WS_BACKLOG: frames queued per subscription of a slow client; older ones drop.
+API_WS_BACKLOG = 256
+# CRYPTOCHART_API_WS_PING_INTERVAL / _TIMEOUT: server pings, and how long a pong may take.
+API_WS_PING_INTERVAL = 20.0
+API_WS_PING_TIMEOUT = 20.0
+# CRYPTOCHART_API_FRONTEND_DIR: the built frontend served at "/".
+API_FRONTEND_DIR: Path = ROOT / "frontend" / "dist"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    cors_origins: tuple[str, ...] = API_CORS_ORIGINS
+    ws_origins: tuple[str, ...] = API_WS_ORIGINS
+    rate_limit_per_minute: int = API_RATE_LIMIT_PER_MINUTE
+    pool_min_size: int = API_POOL_MIN_SIZE
+    pool_max_size: int = API_POOL_MAX_SIZE
+    query_timeout: float = API_QUERY_TIMEOUT
+    ws_max_subscriptions: int = API_WS_MAX_SUBSCRIPTIONS
+    ws_max_frame_bytes: int = API_WS_MAX_FRAME_BYTES
+    ws_backlog: int = API_WS_BACKLOG
+    ws_ping_interval: float = API_WS_PING_INTERVAL
+    ws_ping_timeout: float = API_WS_PING_TIMEOUT
+    frontend_dir: Path = API_FRONTEND_DIR

@@ -1,0 +1,61 @@
+"""``/api/v1/klines``: candle history in the shape and paging of Binance's /api/v3/klines."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+
+from api import history
+from api.candles import KlineRow
+from api.catalog import Catalog, checked_symbol
+from api.errors import InvalidParameter
+from api.intervals import INTERVALS, IntervalName
+from api.pool import Pool
+
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 1000
+
+
+def _time(name: str, role: str) -> QueryParameter:
+    return QueryParameter(
+        name=name, ge=0, le=history.MAX_TIME, description=f"Unix milliseconds: {role}, inclusive"
+    )
+
+
+class KlinesController(Controller):
+    path = "/api/v1/klines"
+    tags = ("market data",)
+
+    @get(
+        summary="Candles of one symbol and interval",
+        description=(
+            "Rows `[openTime, open, high, low, close, volume, closeTime, quoteVolume, trades, "
+            'takerBuyBaseVolume, takerBuyQuoteVolume, "0"]`, ascending by openTime, decimals as '
+            "exact strings. With startTime: the first `limit` candles opening at or after it; "
+            "otherwise the newest `limit` candles opening at or before endTime (default: now). "
+            "The newest candle is complete up to the latest stored 1s kline."
+        ),
+    )
+    async def klines(
+        self,
+        pool: NamedDependency[Pool],
+        catalog: NamedDependency[Catalog],
+        symbol: Annotated[str, QueryParameter(description="e.g. BTCUSDT", max_length=64)],
+        interval: Annotated[IntervalName, QueryParameter(description="candle length")],
+        start_time: Annotated[int | None, _time("startTime", "the first open time")] = None,
+        end_time: Annotated[int | None, _time("endTime", "the last open time")] = None,
+        limit: Annotated[
+            int, QueryParameter(ge=1, le=MAX_LIMIT, description="candles at most")
+        ] = DEFAULT_LIMIT,
+    ) -> list[KlineRow]:
+        symbol = await checked_symbol(catalog, symbol)
+        if start_time is not None and end_time is not None and start_time > end_time:
+            raise InvalidParameter("startTime", "must not be after endTime")
+        async with pool.connection() as conn:
+            candles = await history.klines(
+                conn, INTERVALS[interval], symbol, start_time, end_time, limit
+            )
+        return [candle.row() for candle in candles]

@@ -1,0 +1,34 @@
+"""The built browser chart at ``/``, or a page saying how to build it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar import MediaType, Router, get
+from litestar.static_files import create_static_files_router
+
+BUILD_COMMAND = "cd frontend && npm ci && npm run build"
+
+NOT_BUILT = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>cryptochart</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40em; margin: 4em auto">
+<h1>cryptochart</h1>
+<p>The frontend is not built. Build it with</p>
+<pre>{BUILD_COMMAND}</pre>
+<p>(or <code>make run</code>) and reload. The API is up: see <a href="/schema">/schema</a>.</p>
+</body></html>
+"""
+
+
+@get("/", media_type=MediaType.HTML, include_in_schema=False, name="frontend-missing")
+async def frontend_missing() -> str:
+    return NOT_BUILT
+
+
+def frontend_router(dist: Path) -> Router:
+    """``dist`` served at ``/`` (index.html for ``/``), if it has been built."""
+    if not (dist / "index.html").is_file():
+        return Router(path="/", route_handlers=[frontend_missing])
+    return create_static_files_router(
+        path="/", directories=[dist], html_mode=True, name="frontend", include_in_schema=False
+    )

@@ -1,0 +1,198 @@
+"""Candle history from PostgreSQL, complete up to the newest 1s kline.
+
+The aggregate relations lag: the minute job materialises a bucket about a second after each
+minute, so the newest bucket of a level is missing or partial. Every read therefore takes a
+level's materialised rows only before its newest bucket, and recomputes the buckets from there
+on out of the finer level, recursively down to ``kline_1s``: a 1d tail folds at most a day of
+1h rows, a few 15m/5m/1m rows and under a minute of 1s rows.
+All reads are ranges of the (symbol, open_time) primary key.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+
+from api.candles import SECOND_MS, Candle, fold
+from api.intervals import INTERVALS, Interval, ceil_to, floor_to
+
+Conn = AsyncConnection[tuple[Any, ...]]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MS = timedelta(milliseconds=1)
+END_OF_TIME = 253_402_214_400_000  # 9999-12-31T00:00Z: day-aligned, every bound stays below it
+MAX_TIME = END_OF_TIME - 1 - 86_400_000  # the latest time a request may name
+
+
+def to_datetime(ms: int) -> datetime:
+    return EPOCH + ms * ONE_MS
+
+
+def to_ms(value: datetime) -> int:
+    return (value - EPOCH) // ONE_MS
+
+
+_COLUMNS = sql.SQL(
+    "open_time, close_time, open, high, low, close, volume, quote_volume, trades, "
+    "taker_buy_base_volume, taker_buy_quote_volume"
+)
+
+
+def range_query(interval: Interval, descending: bool) -> sql.Composed:
+    """Rows of one symbol with open_time in [%s, %s), in key order, at most %s (NULL: all)."""
+    seconds = sql.SQL("1") if interval.finer is None else sql.SQL("seconds")
+    order = sql.SQL("DESC" if descending else "ASC")
+    return sql.SQL(
+        "SELECT {columns}, {seconds} FROM {relation} "
+        "WHERE symbol = %s AND open_time >= %s AND open_time < %s "
+        "ORDER BY open_time {order} LIMIT %s"
+    ).format(
+        columns=_COLUMNS, seconds=seconds, relation=sql.Identifier(interval.relation), order=order
+    )
+
+
+def newest_query(interval: Interval) -> sql.Composed:
+    """Open time of one symbol's newest row."""
+    return sql.SQL(
+        "SELECT open_time FROM {relation} WHERE symbol = %s ORDER BY open_time DESC LIMIT 1"
+    ).format(relation=sql.Identifier(interval.relation))
+
+
+_ASCENDING = {name: range_query(i, descending=False) for name, i in INTERVALS.items()}
+_DESCENDING = {name: range_query(i, descending=True) for name, i in INTERVALS.items()}
+_NEWEST = {name: newest_query(i) for name, i in INTERVALS.items()}
+
+
+def _candle(row: tuple[Any, ...], interval: Interval) -> Candle:
+    open_time, close_time = to_ms(row[0]), to_ms(row[1])
+    # A 1s kline closes 999 ms after it opens, so an aggregate's newest second opened here.
+    last_second = open_time if interval.finer is None else close_time + 1 - SECOND_MS
+    open_, high, low, close, volume, quote_volume, trades, base, quote, seconds = row[2:]
+    return Candle(
+        open_time,
+        close_time,
+        open_,
+        high,
+        low,
+        close,
+        volume,
+        quote_volume,
+        trades,
+        base,
+        quote,
+        seconds,
+        last_second,
+    )
+
+
+async def rows(
+    conn: Conn,
+    interval: Interval,
+    symbol: str,
+    lo: int,
+    hi: int,
+    *,
+    descending: bool = False,
+    limit: int | None = None,
+) -> list[Candle]:
+    """Materialised rows of ``interval`` with open_time in [lo, hi), in the order asked."""
+    query = (_DESCENDING if descending else _ASCENDING)[interval.name]
+    cur = await conn.execute(query, (symbol, to_datetime(lo), to_datetime(hi), limit))
+    return [_candle(row, interval) for row in await cur.fetchall()]
+
+
+async def newest_open_time(conn: Conn, interval: Interval, symbol: str) -> int | None:
+    """Open time of the newest materialised row of ``interval``, None when it has none."""
+    cur = await conn.execute(_NEWEST[interval.name], (symbol,))
+    row = await cur.fetchone()
+    return None if row is None else to_ms(row[0])
+
+
+def _splice(materialised: list[Candle], tail: list[Candle]) -> list[Candle]:
+    """Materialised candles followed by the recomputed tail. Where both hold the bucket of the
+    newest materialised row, the one made of more seconds wins: normally the recomputed one,
+    but the row itself once the finer level's retention has dropped part of it."""
+    if materialised and tail and tail[0].open_time == materialised[-1].open_time:
+        newest = materialised[-1] if materialised[-1].seconds > tail[0].seconds else tail[0]
+        return [*materialised[:-1], newest, *tail[1:]]
+    return materialised + tail
+
+
+async def _tail(conn: Conn, interval: Interval, symbol: str, lo: int, hi: int) -> list[Candle]:
+    """Candles of ``interval`` in [lo, hi) folded from the complete finer level."""
+    if lo >= hi or interval.finer is None:
+        return []
+    return fold(await complete(conn, INTERVALS[interval.finer], symbol, lo, hi), interval)
+
+
+async def complete(conn: Conn, interval: Interval, symbol: str, lo: int, hi: int) -> list[Candle]:
+    """Every candle of ``interval`` with open_time in [lo, hi), ascending, the not yet
+    materialised ones folded from the finer level. ``lo`` and ``hi`` are bucket-aligned."""
+    if interval.finer is None:
+        return await rows(conn, interval, symbol, lo, hi)
+    newest = await newest_open_time(conn, interval, symbol)
+    if newest is None:
+        return await _tail(conn, interval, symbol, lo, hi)
+    materialised = await rows(conn, interval, symbol, lo, min(hi, newest + interval.ms))
+    return _splice(materialised, await _tail(conn, interval, symbol, max(lo, newest), hi))
+
+
+async def klines(
+    conn: Conn,
+    interval: Interval,
+    symbol: str,
+    start: int | None,
+    end: int | None,
+    limit: int,
+) -> list[Candle]:
+    """Binance's /api/v3/klines paging: candles with start <= openTime <= end, ascending; the
+    first ``limit`` of them when ``start`` is given, else the newest ``limit``."""
+    hi = END_OF_TIME if end is None else floor_to(end, interval) + interval.ms
+    if start is not None:
+        return await _first(conn, interval, symbol, ceil_to(start, interval), hi, limit)
+    return await _last(conn, interval, symbol, hi, limit)
+
+
+async def _first(
+    conn: Conn, interval: Interval, symbol: str, lo: int, hi: int, limit: int
+) -> list[Candle]:
+    if interval.finer is None:
+        return await rows(conn, interval, symbol, lo, hi, limit=limit)
+    newest = await newest_open_time(conn, interval, symbol)
+    if newest is None:
+        return (await _tail(conn, interval, symbol, lo, hi))[:limit]
+    upto = min(hi, newest + interval.ms)
+    materialised = await rows(conn, interval, symbol, lo, upto, limit=limit)
+    if len(materialised) == limit and materialised[-1].open_time < newest:
+        return materialised  # the page ends before the newest bucket
+    tail = await _tail(conn, interval, symbol, max(lo, newest), hi)
+    return _splice(materialised, tail)[:limit]
+
+
+async def _last(conn: Conn, interval: Interval, symbol: str, hi: int, limit: int) -> list[Candle]:
+    if interval.finer is None:
+        newest_first = await rows(conn, interval, symbol, 0, hi, descending=True, limit=limit)
+        return newest_first[::-1]
+    newest = await newest_open_time(conn, interval, symbol)
+    if newest is None:
+        return (await _tail(conn, interval, symbol, 0, hi))[-limit:]
+    tail = await _tail(conn, interval, symbol, newest, hi)
+    # The newest bucket is fetched even when the tail alone fills the page, to splice it.
+    wanted = max(1, limit - len(tail) + 1)
+    upto = min(hi, newest + interval.ms)
+    older = await rows(conn, interval, symbol, 0, upto, descending=True, limit=wanted)
+    return _splice(older[::-1], tail)[-limit:]
+
+
+async def current(conn: Conn, interval: Interval, symbol: str, at: int) -> Candle | None:
+    """The candle of ``interval`` whose bucket holds ``at``, complete up to the newest 1s kline."""
+    lo = floor_to(at, interval)
+    candles = await complete(conn, interval, symbol, lo, lo + interval.ms)
+    return candles[-1] if candles else None
+
+
+async def newest_second(conn: Conn, symbol: str) -> int | None:
+    """Open time of the symbol's newest 1s kline."""
+    return await newest_open_time(conn, INTERVALS["1s"], symbol)

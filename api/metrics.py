@@ -1,0 +1,26 @@
+"""The API's own Prometheus metrics (HTTP requests are counted by Litestar's Prometheus plugin)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+WS_CLIENTS = Gauge("cryptochart_api_ws_clients", "Open WebSocket connections")
+FRAMES_PUBLISHED = Counter(
+    "cryptochart_api_frames_published_total",
+    "Frames encoded once and fanned out to a channel's subscribers",
+    ["type"],
+)
+FRAMES_SENT = Counter("cryptochart_api_frames_sent_total", "Frames written to WebSocket clients")
+FRAMES_DROPPED = Counter(
+    "cryptochart_api_frames_dropped_total",
+    "Older frames dropped from a slow client's full backlog",
+)
+KAFKA_MESSAGES = Counter(
+    "cryptochart_api_kafka_messages_total", "Kline messages consumed", ["source"]
+)
+KAFKA_UNDECODABLE = Counter(
+    "cryptochart_api_kafka_undecodable_total", "Kafka messages that are not klines"
+)
+CONSUMER_LAG = Gauge(
+    "cryptochart_api_consumer_lag", "Messages on the klines topic not consumed by the API yet"
+)

@@ -1,0 +1,34 @@
+"""The read-only PostgreSQL pool every request borrows a connection from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection, IsolationLevel
+from psycopg_pool import AsyncConnectionPool
+
+from api.config import ApiConfig
+
+Conn = AsyncConnection[tuple[Any, ...]]
+Pool = AsyncConnectionPool[Conn]
+
+
+async def _configure(conn: Conn) -> None:
+    # One snapshot per request: the levels of a candle tail are read consistently.
+    await conn.set_isolation_level(IsolationLevel.REPEATABLE_READ)
+    await conn.set_read_only(True)
+
+
+def create_pool(dsn: str, config: ApiConfig) -> Pool:
+    """A closed pool on ``dsn``; ``await pool.open()`` it in the lifespan."""
+    timeout_ms = int(config.query_timeout * 1000)
+    return AsyncConnectionPool(
+        dsn,
+        min_size=config.pool_min_size,
+        max_size=config.pool_max_size,
+        timeout=config.query_timeout,
+        open=False,
+        configure=_configure,
+        kwargs={"options": f"-c statement_timeout={timeout_ms}", "connect_timeout": 5},
+        name="cryptochart-api",
+    )

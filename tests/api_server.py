@@ -1,0 +1,259 @@
+"""Helpers of the API tests: the app under uvicorn on a free port, rows written with SQL,
+klines produced to Kafka, and WebSocket frames awaited with timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import psycopg
+import uvicorn
+from confluent_kafka import Producer
+from websockets.asyncio.client import ClientConnection
+
+from api.app import create_app
+from api.config import ApiConfig
+from api.history import to_datetime
+from cryptochart.kline import Kline, encode
+from cryptochart.settings import Settings
+
+Conn = psycopg.Connection[tuple[object, ...]]
+Frame = dict[str, Any]
+
+# A test ``ApiConfig``: limits no test meets by accident.
+TEST_CONFIG = ApiConfig(rate_limit_per_minute=1_000_000)
+
+
+@dataclass(frozen=True)
+class ApiServer:
+    url: str
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/ws"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until true; fail after ``timeout`` seconds naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+@contextmanager
+def serve(settings: Settings, config: ApiConfig = TEST_CONFIG) -> Iterator[ApiServer]:
+    """The app of ``settings`` under uvicorn in a thread, ready (database and Kafka) on entry."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, config),
+            host="127.0.0.1",
+            port=port,
+            ws="websockets-sansio",
+            ws_ping_interval=config.ws_ping_interval,
+            ws_ping_timeout=config.ws_ping_timeout,
+            log_level="warning",
+            lifespan="on",
+        )
+    )
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    api = ApiServer(f"http://127.0.0.1:{port}")
+    try:
+        wait_for(lambda: server.started, 30, "uvicorn to start")
+        wait_for(lambda: _ready(api), 60, "/ready to answer 200")
+        yield api
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def _ready(api: ApiServer) -> bool:
+    try:
+        return httpx.get(f"{api.url}/ready", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+
+def kline(
+    symbol: str,
+    open_time: int,
+    open_: str,
+    high: str,
+    low: str,
+    close: str,
+    volume: str = "1.00000000",
+    *,
+    trades: int = 3,
+    closed: bool = True,
+) -> Kline:
+    """A 1s kline; the quote volumes are derived so that every field is distinct."""
+    v = Decimal(volume)
+    return Kline(
+        symbol=symbol,
+        open_time=open_time,
+        close_time=open_time + 999,
+        open=Decimal(open_),
+        high=Decimal(high),
+        low=Decimal(low),
+        close=Decimal(close),
+        volume=v,
+        quote_volume=v * Decimal(close),
+        trades=trades,
+        taker_buy_base_volume=v / 2,
+        taker_buy_quote_volume=v * Decimal(close) / 2,
+        closed=closed,
+        event_time=open_time + 1000,
+    )
+
+
+def insert_seconds(db: Conn, klines: list[Kline]) -> None:
+    with db.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO kline_1s VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    k.symbol,
+                    to_datetime(k.open_time),
+                    to_datetime(k.close_time),
+                    k.open,
+                    k.high,
+                    k.low,
+                    k.close,
+                    k.volume,
+                    k.quote_volume,
+                    k.trades,
+                    k.taker_buy_base_volume,
+                    k.taker_buy_quote_volume,
+                )
+                for k in klines
+            ],
+        )
+
+
+ROLLUP_SOURCES = {"1m": "kline_1s", "5m": "kline_1m", "15m": "kline_5m", "1h": "kline_15m"}
+ROLLUP_SOURCES["1d"] = "kline_1h"
+BUCKETS = {"1s": "1 second", "1m": "1 minute", "5m": "5 minutes", "15m": "15 minutes"}
+BUCKETS |= {"1h": "1 hour", "1d": "1 day"}
+
+ROLLUP_SQL = """
+INSERT INTO kline_{name}
+SELECT symbol, date_bin('{bucket}', open_time, 'epoch') AS b, max(close_time),
+       (array_agg(open ORDER BY open_time))[1], max(high), min(low),
+       (array_agg(close ORDER BY open_time DESC))[1], sum(volume), sum(quote_volume),
+       sum(trades)::bigint, sum(taker_buy_base_volume), sum(taker_buy_quote_volume), {seconds}
+FROM {source}
+WHERE symbol = %s AND open_time < %s
+GROUP BY symbol, b
+"""
+
+
+def materialise(db: Conn, symbol: str, name: str, before: int) -> None:
+    """What the minute job does, for the buckets of ``name`` opening before ``before`` (ms)."""
+    source = ROLLUP_SOURCES[name]
+    seconds = "count(*)" if source == "kline_1s" else "sum(seconds)"
+    sql = ROLLUP_SQL.format(name=name, bucket=BUCKETS[name], seconds=seconds, source=source)
+    db.execute(sql.encode(), (symbol, to_datetime(before)))
+
+
+def truth(db: Conn, symbol: str, name: str) -> list[list[Any]]:
+    """Every candle of ``name`` rolled up straight from kline_1s, as API rows."""
+    rows = db.execute(
+        f"""
+        SELECT (extract(epoch FROM b) * 1000)::bigint,
+               o::text, h::text, l::text, c::text, v::text,
+               (extract(epoch FROM ct) * 1000)::bigint, qv::text, n, tb::text, tq::text
+        FROM (SELECT date_bin('{BUCKETS[name]}', open_time, 'epoch') AS b,
+                     (array_agg(open ORDER BY open_time))[1] AS o, max(high) AS h,
+                     min(low) AS l, (array_agg(close ORDER BY open_time DESC))[1] AS c,
+                     sum(volume) AS v, max(close_time) AS ct, sum(quote_volume) AS qv,
+                     sum(trades)::bigint AS n, sum(taker_buy_base_volume) AS tb,
+                     sum(taker_buy_quote_volume) AS tq
+              FROM kline_1s WHERE symbol = %s GROUP BY b) t
+        ORDER BY b
+        """.encode(),
+        (symbol,),
+    ).fetchall()
+    return [[*row, "0"] for row in rows]
+
+
+# --- Kafka ------------------------------------------------------------------------------------
+
+
+def producer(settings: Settings) -> Producer:
+    return Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5})
+
+
+def produce(p: Producer, settings: Settings, klines: list[Kline], source: bytes = b"sim") -> None:
+    for k in klines:
+        p.produce(
+            settings.klines_topic,
+            key=k.symbol.encode(),
+            value=encode(k),
+            headers=[("source", source)],
+        )
+    remaining = p.flush(30)
+    assert remaining == 0, f"{remaining} messages not delivered"
+
+
+# --- WebSocket --------------------------------------------------------------------------------
+
+
+async def next_frame(
+    ws: ClientConnection, match: Callable[[Frame], bool], within: float = 15.0
+) -> Frame:
+    """The first frame ``match`` accepts; frames before it are skipped."""
+    async with asyncio.timeout(within):
+        while True:
+            frame: Frame = json.loads(await ws.recv())
+            if match(frame):
+                return frame
+
+
+async def frames_until(
+    ws: ClientConnection, match: Callable[[Frame], bool], within: float = 15.0
+) -> list[Frame]:
+    """Every frame up to and including the first one ``match`` accepts."""
+    seen: list[Frame] = []
+    async with asyncio.timeout(within):
+        while True:
+            frame: Frame = json.loads(await ws.recv())
+            seen.append(frame)
+            if match(frame):
+                return seen
+
+
+async def send(ws: ClientConnection, message: dict[str, Any]) -> None:
+    await ws.send(json.dumps(message))
+
+
+async def subscribe(
+    ws: ClientConnection, channel: str, symbols: list[str], interval: str | None = None
+) -> Frame:
+    """Subscribe and wait for the acknowledgement (frames before it are skipped)."""
+    message: dict[str, Any] = {"op": "subscribe", "channel": channel, "symbols": symbols}
+    if interval is not None:
+        message["interval"] = interval
+    await send(ws, message)
+    return await next_frame(ws, lambda f: f["type"] in ("subscribed", "error"))
