@@ -1,0 +1,75 @@
+"""What the figures were measured on: cores, memory, CPU model and the versions that matter."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import confluent_kafka
+import psycopg
+
+from cryptochart.settings import Settings
+
+PACKAGES = ("psycopg", "confluent-kafka", "litestar", "uvicorn", "websockets", "msgspec")
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _ram_gib() -> float:
+    match = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
+    return int(match.group(1)) / 2**20 if match else 0.0
+
+
+def _os() -> str:
+    try:
+        fields = dict(
+            line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if line
+        )
+        return fields.get("PRETTY_NAME", "").strip('"')
+    except OSError:
+        return platform.system()
+
+
+def _postgres(settings: Settings) -> str:
+    try:
+        with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+        return f"PostgreSQL {row[0] if row else '?'}"
+    except psycopg.Error:
+        return "PostgreSQL (unreachable)"
+
+
+def _kafka(settings: Settings) -> str:
+    jars = sorted(settings.data_dir.glob("kafka/libs/kafka-clients-*.jar"))
+    broker = jars[-1].stem.removeprefix("kafka-clients-") if jars else "?"
+    return f"Kafka {broker} (KRaft), librdkafka {confluent_kafka.libversion()[0]}"
+
+
+def _wrk() -> str:
+    if shutil.which("wrk") is None:
+        return "wrk: not installed"
+    out = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    first = (out.stdout or out.stderr).splitlines()
+    return " ".join(first[0].split()[:2]) if first else "wrk"
+
+
+def describe(settings: Settings) -> list[str]:
+    """Lines describing the machine and software, for the top of the output."""
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in PACKAGES)
+    return [
+        f"CPU: {os.cpu_count()} cores, {_cpu_model()}",
+        f"RAM: {_ram_gib():.1f} GiB; {_os()}, Linux {platform.release()}",
+        f"Python {platform.python_version()}; {versions}",
+        f"{_postgres(settings)}; {_kafka(settings)}; {_wrk()}",
+        f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+    ]
