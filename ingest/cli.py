@@ -39,7 +39,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.sources.select import open_source
 
     settings = _source_settings(args, settings)
-    source = open_source(settings)
+    source = open_source(settings, history_seconds=args.history)
     asyncio.run(run_producer(source, KlineProducer(settings, source.name)))
     return 0
 
@@ -94,6 +94,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--replay", metavar="PATH", help="replay a Binance CSV/zip dump or JSON lines file"
     )
     produce.add_argument("--speed", type=float, help="replay speed factor (0: as fast as possible)")
+    produce.add_argument(
+        "--history",
+        type=int,
+        metavar="SECONDS",
+        default=None,
+        help="start this far in the past: Binance repairs it from REST, the simulated feed "
+        "generates it at once, then both go on live (default: Binance 600, simulated 0)",
+    )
     produce.set_defaults(run=_produce)
 
     insert = sub.add_parser(

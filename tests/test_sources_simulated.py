@@ -87,3 +87,29 @@ async def test_live_klines_follow_the_clock_for_a_thousand_symbols() -> None:
 async def test_until_bounds_the_flat_out_run() -> None:
     source = SimulatedSource(["BTCUSDT"], speed=None, start_ms=START, until_ms=START + 5_000)
     assert [k.open_time for k in await klines_of(source)] == list(range(START, START + 5000, 1000))
+
+
+async def test_catch_up_generates_the_past_then_goes_on_live_as_one_walk() -> None:
+    now_ms = int(time.time()) * 1000
+    start = now_ms - 5_000
+    source = SimulatedSource(["BTCUSDT"], 3, start_ms=start, catch_up=True)
+    klines = await klines_of(source, limit=7)
+    received_ms = time.time() * 1000
+    assert [k.open_time for k in klines] == [start + 1000 * i for i in range(7)]
+    # One walk: each second opens at the previous close, across the history/live boundary.
+    assert all(b.open == a.close for a, b in itertools.pairwise(klines))
+    # The live seconds are not emitted before they close.
+    assert klines[-1].open_time >= now_ms
+    assert received_ms >= klines[-1].close_time
+    history_only = await klines_of(
+        SimulatedSource(["BTCUSDT"], 3, speed=None, start_ms=start, count=5)
+    )
+    assert klines[:5] == [
+        replace_event_time(k, h) for k, h in zip(klines[:5], history_only, strict=True)
+    ]
+
+
+def replace_event_time(k: Kline, like: Kline) -> Kline:
+    import msgspec
+
+    return msgspec.structs.replace(like, event_time=k.event_time)

@@ -23,7 +23,7 @@ class KlineSource(Protocol):
     """An async stream of klines, closed and in progress, for a fixed set of symbols.
 
     Everything after the source (producer, Kafka, database) knows nothing of which source it is.
-    Malformed input never ends the stream: it is yielded as :class:`Rejected` and the stream goes on.
+    Malformed input never ends the stream: it is yielded as :class:`Rejected`, and it goes on.
     """
 
     name: str

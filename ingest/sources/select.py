@@ -7,6 +7,7 @@ so loudly: a chart of simulated prices must never pass for the real market.
 from __future__ import annotations
 
 import logging
+import time
 
 import httpx
 
@@ -19,14 +20,23 @@ from ingest.sources.simulated import SimulatedSource
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 3.0  # seconds the auto choice waits for Binance's ping
+BINANCE_LOOKBACK = 600  # seconds of closed klines repaired from REST when the producer starts
 
 
-def open_source(settings: Settings, *, probe_timeout: float = PROBE_TIMEOUT) -> KlineSource:
-    """The source ``settings`` ask for; its ``name`` says which: binance, sim or replay."""
+def open_source(
+    settings: Settings,
+    *,
+    probe_timeout: float = PROBE_TIMEOUT,
+    history_seconds: int | None = None,
+) -> KlineSource:
+    """The source ``settings`` ask for; its ``name`` says which: binance, sim or replay.
+
+    ``history_seconds`` starts live sources that far in the past (see ``--history``).
+    """
     if settings.source == "binance":
-        return BinanceSource.from_settings(settings)
+        return _binance(settings, history_seconds)
     if settings.source == "sim":
-        return SimulatedSource(settings.symbols, settings.sim_seed)
+        return _simulated(settings, history_seconds)
     if settings.source == "replay":
         if not settings.replay_path:
             raise ValueError("source 'replay' needs CRYPTOCHART_REPLAY_PATH")
@@ -34,7 +44,7 @@ def open_source(settings: Settings, *, probe_timeout: float = PROBE_TIMEOUT) -> 
     unreachable = binance_unreachable(settings.binance_rest_url, probe_timeout)
     if unreachable is None:
         logger.info("source: binance (%s answers)", settings.binance_rest_url)
-        return BinanceSource.from_settings(settings)
+        return _binance(settings, history_seconds)
     logger.warning(
         "SIMULATED DATA: Binance is unreachable at %s (%s); streaming SIMULATED klines "
         "(seed %d), NOT real market prices",
@@ -42,7 +52,23 @@ def open_source(settings: Settings, *, probe_timeout: float = PROBE_TIMEOUT) -> 
         unreachable,
         settings.sim_seed,
     )
-    return SimulatedSource(settings.symbols, settings.sim_seed)
+    return _simulated(settings, history_seconds)
+
+
+def _binance(settings: Settings, history_seconds: int | None) -> KlineSource:
+    # Without a store to ask, the producer repairs a fixed look-back; the upsert absorbs overlap.
+    lookback = BINANCE_LOOKBACK if history_seconds is None else history_seconds
+    since = (int(time.time()) - lookback) * 1000
+    return BinanceSource.from_settings(
+        settings, resume_after=dict.fromkeys(settings.symbols, since)
+    )
+
+
+def _simulated(settings: Settings, history_seconds: int | None) -> KlineSource:
+    if not history_seconds:
+        return SimulatedSource(settings.symbols, settings.sim_seed)
+    start = (int(time.time()) - history_seconds) * 1000
+    return SimulatedSource(settings.symbols, settings.sim_seed, start_ms=start, catch_up=True)
 
 
 def binance_unreachable(rest_url: str, timeout: float = PROBE_TIMEOUT) -> str | None:

@@ -112,7 +112,8 @@ class SimulatedSource:
     klines going out just after it closes; ``None`` (or 0) runs flat out with no sleeping, for
     benchmarks. Timestamps start at ``start_ms`` (default: the current second, or ``count``
     seconds before it when running flat out) and stop after ``count`` seconds or at ``until_ms``
-    (exclusive), else never.
+    (exclusive), else never. Live with ``catch_up``, a ``start_ms`` in the past is history: the
+    seconds up to now go out at once, then the stream goes on live, as one continuous walk.
     """
 
     name = "sim"
@@ -126,6 +127,7 @@ class SimulatedSource:
         start_ms: int | None = None,
         count: int | None = None,
         until_ms: int | None = None,
+        catch_up: bool = False,
     ) -> None:
         if not symbols:
             raise ValueError("SimulatedSource needs at least one symbol")
@@ -135,12 +137,15 @@ class SimulatedSource:
         self._start_ms = start_ms
         self._count = count
         self._until_ms = until_ms
+        self._catch_up = catch_up
 
     async def stream(self) -> AsyncIterator[Kline | Rejected]:
         walks = [_Walk(self.seed, symbol) for symbol in self.symbols]
         start, end = self._range()
         # Live, a second goes out when the wall clock closes it; from start_ms, pacing starts now.
-        started = start / 1000 if self._start_ms is None else time.time()
+        # With catch_up, seconds before now go out at once and the rest as the clock closes them.
+        live_clock = self._start_ms is None or (self._catch_up and self.speed == 1.0)
+        started = start / 1000 if live_clock else time.time()
         emitted = 0
         for open_time in range(start, end if end is not None else 2**62, 1000):
             if self.speed is None:
