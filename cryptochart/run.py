@@ -21,6 +21,7 @@ from cryptochart.settings import Settings
 
 log = logging.getLogger("cryptochart.run")
 RESTART_DELAY_MAX = 30.0
+FIRST_START_HISTORY = 3600  # seconds of klines fetched or generated when the database is empty
 
 
 @dataclass
@@ -70,6 +71,14 @@ def supervise(children: list[Child], env: dict[str, str], stop: threading.Event)
     return 0
 
 
+def _has_klines(settings: Settings) -> bool:
+    from cryptochart.database import connect
+
+    with connect(settings.database_url) as conn:
+        row = conn.execute("SELECT EXISTS (SELECT FROM kline_1s)").fetchone()
+    return bool(row and row[0])
+
+
 def run(settings: Settings, extra_source_args: Sequence[str]) -> int:
     from cryptochart.services import local
     from cryptochart.stages import registered
@@ -81,10 +90,13 @@ def run(settings: Settings, extra_source_args: Sequence[str]) -> int:
     if migrate.returncode != 0:
         return migrate.returncode
     commands = registered()
+    history = [] if _has_klines(settings) else [f"--history={FIRST_START_HISTORY}"]
+    if history:
+        log.info("empty database: the producer starts with the last hour, so the chart has history")
     children = [
         Child("inserter", ["insert"]),
         Child("minute job", ["aggregate"]),
-        Child("producer", ["produce", *extra_source_args]),
+        Child("producer", ["produce", *extra_source_args, *history]),
     ]
     if "serve" in commands:
         children.append(Child("api", ["serve"]))
