@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import threading
+import time
 from dataclasses import replace
 
 from cryptochart.settings import Settings
@@ -70,6 +71,34 @@ def _aggregate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.backfill import (
+        BackfillRange,
+        parse_time,
+        publish,
+        wait_stored,
+        warn_if_beyond_retention,
+    )
+
+    settings = _source_settings(args, settings)
+    source = "sim" if settings.source == "sim" else "binance"
+    end = parse_time(args.to) if args.to else int(time.time()) * 1000 - 1000
+    span = BackfillRange(settings.symbols, parse_time(args.from_), end)
+    if span.seconds <= 0:
+        raise ValueError(f"--from must be before --to (got {span.seconds} seconds)")
+    warn_if_beyond_retention(settings, span)
+    producer = asyncio.run(publish(settings, source, span))
+    published = producer.counts["closed"]
+    print(
+        f"published {published} klines of {len(span.symbols)} symbols from {source}"
+        f"{', rejected ' + str(producer.counts['rejected']) if producer.counts['rejected'] else ''}"
+    )
+    if args.wait:
+        wait_stored(settings, span, published, args.wait)
+        print("stored in kline_1s and aggregated")
+    return 0
+
+
 def add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--source",
@@ -103,6 +132,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "generates it at once, then both go on live (default: Binance 600, simulated 0)",
     )
     produce.set_defaults(run=_produce)
+
+    backfill = sub.add_parser(
+        "backfill",
+        help="load history: 1s klines into Kafka, then stored and aggregated",
+        description="Fetch the closed 1s klines of a time range (Binance REST, or the simulated "
+        "feed with --source sim) and publish them like live klines; with --wait, wait until the "
+        "running inserter and minute job have stored and aggregated them.",
+    )
+    add_source_options(backfill)
+    backfill.add_argument(
+        "--from",
+        dest="from_",
+        required=True,
+        metavar="TIME",
+        help="start: 2024-03-01T00:00 (UTC), Unix ms, or -1h / -30m",
+    )
+    backfill.add_argument("--to", metavar="TIME", help="end, exclusive (default: now)")
+    backfill.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        default=0,
+        help="then wait up to SECONDS for storage and aggregation",
+    )
+    backfill.set_defaults(run=_backfill)
 
     insert = sub.add_parser(
         "insert",
