@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import signal
 from dataclasses import replace
+from pathlib import Path
 
 import msgspec
 import psycopg
@@ -13,6 +15,7 @@ import pytest
 from cryptochart.settings import Settings
 from ingest.aggregator import MinuteJob
 from tests.pipeline import (
+    DATA,
     as_candle,
     candles,
     count_rows,
@@ -222,3 +225,28 @@ def test_kill_9_aggregator_mid_run_then_restart_aggregates_everything(history: S
     finally:
         restarted.terminate()
         assert restarted.wait(30) == 0
+
+
+def test_replayed_dump_through_the_commands_equals_binance_1m(
+    history: Settings, tmp_path: Path
+) -> None:
+    """`cryptochart produce --replay` → `insert` → `aggregate`, all as the user runs them."""
+    dump = tmp_path / "RPLBTCUSDT-1s-2024-03-01.csv"
+    shutil.copy(DATA / FIRST_180, dump)
+    ours = replace(history, inserter_group=history.inserter_group + ".replay")
+    workers = [spawn(ours, "insert"), spawn(ours, "aggregate")]
+    try:
+        producer = spawn(ours, "produce", "--replay", str(dump), "--speed", "0")
+        assert producer.wait(60) == 0
+        expected = [as_candle(k) for k in read_dump("BTCUSDT-1m-2024-03-01.zip")[:3]]
+        wait_for(
+            lambda: candles(ours, "kline_1m", "RPLBTCUSDT") == expected,
+            60,
+            "the replayed minutes to equal Binance's 1m candles",
+        )
+    finally:
+        for proc in workers:
+            proc.terminate()
+            assert proc.wait(30) == 0
+    seconds = renamed(read_dump(FIRST_180), "RPLBTCUSDT")
+    assert candles(ours, "kline_1s", "RPLBTCUSDT") == [as_candle(k) for k in seconds]
