@@ -33,7 +33,13 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     from db.partitions import maintain
 
     with connect(settings.database_url) as conn:
-        result = migrate(conn, settings.retention_1s, settings.retention_aggregates, args.flavour)
+        result = migrate(
+            conn,
+            settings.retention_1s,
+            settings.retention_aggregates,
+            args.flavour,
+            use_partman=settings.use_partman,
+        )
         if result.flavour == "postgres":
             maintain(conn)
     applied = ", ".join(result.applied) or "nothing new"

@@ -51,6 +51,7 @@ class Settings:
     # Storage policy.
     retention_1s: str = "7 days"
     retention_aggregates: str = "400 days"
+    use_partman: bool = True  # plain PostgreSQL: pg_partman keeps the partitions, where installed
     # Stages.
     inserter_group: str = "cryptochart-inserter"
     # Static group membership: a restarted inserter with the same id takes its partitions back
@@ -118,6 +119,14 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _boolean(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "on", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "off", "no"):
+        return False
+    raise ValueError("must be on or off")
+
+
 def _path(raw: str) -> Path:
     path = Path(raw)
     return path if path.is_absolute() else ROOT / path
@@ -131,4 +140,5 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "source": _source,
     "symbols": parse_symbols,
     "api_port": int,
+    "use_partman": _boolean,
 }

@@ -64,9 +64,13 @@ def migrate(
     retention_1s: str,
     retention_aggregates: str,
     flavour: Flavour | None = None,
+    use_partman: bool = True,
 ) -> MigrationResult:
     """Apply what is missing, then (re)apply the retention policies. Safe to call again."""
     conn.autocommit = True
+    conn.execute(
+        "SELECT set_config('cryptochart.use_partman', %s, false)", ("on" if use_partman else "off",)
+    )
     conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_ID,))
     try:
         conn.execute(

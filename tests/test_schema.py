@@ -130,3 +130,39 @@ def _dbname(settings: Settings) -> str:
     from psycopg.conninfo import conninfo_to_dict
 
     return str(conninfo_to_dict(settings.database_url)["dbname"])
+
+
+def test_partitions_without_pg_partman(database_factory: Callable[[str], str]) -> None:
+    """Where pg_partman is absent, plain SQL premakes daily partitions and drops expired ones."""
+    url = database_factory("nopartman")
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn, "7 days", "400 days", use_partman=False)
+        assert (
+            conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_partman'").fetchone()
+            is None
+        )
+        conn.execute(
+            "CREATE TABLE kline_1s_p20200101 PARTITION OF kline_1s "
+            "FOR VALUES FROM ('2020-01-01 00:00+00') TO ('2020-01-02 00:00+00')"
+        )
+        with conn.transaction():
+            maintain(conn)
+        partitions = {
+            str(name)
+            for (name,) in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'kline_1s'::regclass"
+            ).fetchall()
+        }
+        today = conn.execute("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')").fetchone()
+        ahead = conn.execute(
+            "SELECT to_char((now() + interval '4 days') AT TIME ZONE 'UTC', 'YYYYMMDD')"
+        ).fetchone()
+        conn.execute("INSERT INTO kline_1s VALUES ('P', now(), now(), 1, 1, 1, 1, 0, 0, 0, 0, 0)")
+        located = conn.execute(
+            "SELECT tableoid::regclass::text FROM kline_1s WHERE symbol = 'P'"
+        ).fetchone()
+    assert today is not None and ahead is not None
+    assert {"kline_1s_default", f"kline_1s_p{today[0]}", f"kline_1s_p{ahead[0]}"} <= partitions
+    assert "kline_1s_p20200101" not in partitions  # older than the 7-day retention: dropped
+    assert located == (f"kline_1s_p{today[0]}",)

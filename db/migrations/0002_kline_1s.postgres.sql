@@ -1,6 +1,6 @@
 -- kline_1s on plain PostgreSQL: range-partitioned by day on open_time.
 -- pg_partman premakes the daily partitions and drops old ones (retention); where the extension
--- is absent, db/partitions.py does the same in plain SQL.
+-- is absent (or CRYPTOCHART_USE_PARTMAN=off), db/partitions.py does the same in plain SQL.
 
 CREATE TABLE kline_1s (
     symbol                  text        NOT NULL,
@@ -23,7 +23,9 @@ DECLARE
     partman_version text;
 BEGIN
     SELECT default_version INTO partman_version
-    FROM pg_available_extensions WHERE name = 'pg_partman';
+    FROM pg_available_extensions
+    WHERE name = 'pg_partman'
+      AND coalesce(current_setting('cryptochart.use_partman', true), 'on') <> 'off';
     IF partman_version IS NULL THEN
         -- Rows outside every premade day land here instead of failing the insert.
         CREATE TABLE kline_1s_default PARTITION OF kline_1s DEFAULT;
