@@ -34,6 +34,20 @@ from cryptochart.settings import Settings
 
 UNLIMITED_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema"]
 
+DESCRIPTION = """Crypto candlesticks: history in the shape of Binance's /api/v3/klines, and live.
+
+**Live WebSocket `/ws`** (JSON text frames). Client operations:
+`{"op":"subscribe","channel":"kline","symbols":["BTCUSDT"],"interval":"1m"}`,
+`{"op":"subscribe","channel":"ticker","symbols":["BTCUSDT"]}`, the same with `"unsubscribe"`,
+and `{"op":"ping"}`. Server frames: `{"type":"subscribed"|"unsubscribed",...}` (sent before any
+frame of the subscription), `{"type":"kline","symbol","interval","k":[openTime,"o","h","l","c",
+"v",closeTime,"qv",trades,"tbb","tbq"],"closed","eventTime","sentTime"}` (for intervals above 1s
+the candle so far, on every 1s update), `{"type":"ticker","symbol","lastPrice",
+"priceChangePercent","eventTime","sentTime"}`, `{"type":"status","source"}`, `{"type":"pong"}`
+and `{"type":"error","error","detail"}`. Too many subscriptions is an error frame; a frame over
+the size limit closes the socket (1009).
+"""
+
 
 def _provide_pool(state: State) -> Pool:
     pool: Pool = state.pool
@@ -67,14 +81,17 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         catalog = Catalog(pool, settings.symbols)
         hub = Hub(channels, pool, catalog)
         feed = KlineFeed(
-            settings.kafka_bootstrap, settings.klines_topic, hub.receive, asyncio.get_running_loop()
+            settings.kafka_bootstrap, settings.klines_topic, asyncio.get_running_loop()
         )
         app.state.update(pool=pool, catalog=catalog, hub=hub, feed=feed)
+        fan_out = asyncio.create_task(hub.follow_feed(feed.batches), name="fan-out")
         feed.start()
         try:
             yield
         finally:
             await asyncio.to_thread(feed.stop)
+            fan_out.cancel()
+            await asyncio.gather(fan_out, return_exceptions=True)
             await hub.close()
             await pool.close()
 
@@ -117,7 +134,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="cryptochart API",
             version="1.0.0",
-            description="Crypto candlesticks: history (Binance /api/v3/klines shape) and live.",
+            description=DESCRIPTION,
             path="/schema",
         ),
     )

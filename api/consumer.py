@@ -1,5 +1,6 @@
 """The API's own reader of the klines topic: from its end, in a thread, handing batches to the
-event loop.
+event loop through a short queue (a loop that falls behind holds the thread back, and the lag
+shows in the consumer-lag metric instead of in memory).
 
 Each partition is assigned at its high watermark read before consuming, so every message
 produced after ``positioned`` is set reaches the API; no group offsets are ever committed.
@@ -8,13 +9,13 @@ produced after ``positioned`` is set reaches the API; no group offsets are ever 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import msgspec
@@ -30,6 +31,7 @@ POLL_SECONDS = 0.2
 PROBE_SECONDS = 5.0  # how often reachability and new partitions are checked
 LAG_SECONDS = 1.0
 RETRY_SECONDS = 2.0
+QUEUED_BATCHES = 4
 SOURCES = frozenset({"binance", "sim", "replay"})  # metric labels; any other header is "other"
 
 
@@ -40,17 +42,11 @@ class Delivery(NamedTuple):
 
 
 class KlineFeed:
-    """Follows ``topic`` from its end; ``deliver`` runs on ``loop`` with each batch."""
+    """Follows ``topic`` from its end into ``batches``, a queue of ``loop``."""
 
-    def __init__(
-        self,
-        bootstrap: str,
-        topic: str,
-        deliver: Callable[[list[Delivery]], None],
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
+    def __init__(self, bootstrap: str, topic: str, loop: asyncio.AbstractEventLoop) -> None:
         self.topic = topic
-        self._deliver = deliver
+        self.batches: asyncio.Queue[list[Delivery]] = asyncio.Queue(QUEUED_BATCHES)
         self._loop = loop
         self._config: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
@@ -113,9 +109,9 @@ class KlineFeed:
             tp = TopicPartition(self.topic, partition)
             _, high = consumer.get_watermark_offsets(tp, timeout=PROBE_SECONDS, cached=False)
             new.append(TopicPartition(self.topic, partition, high))
-            self._next[partition] = high
         if new:
             consumer.incremental_assign(new)
+            self._next.update((tp.partition, tp.offset) for tp in new)
             log.info("kafka: following %d partition(s) of %s from their end", len(new), self.topic)
         self.reachable = True
         self.error = ""
@@ -127,9 +123,7 @@ class KlineFeed:
             batch = [d for d in map(self._delivery, messages) if d is not None]
             if batch:
                 self.reachable = True
-                try:
-                    self._loop.call_soon_threadsafe(self._deliver, batch)
-                except RuntimeError:  # the loop closed: the app is shutting down
+                if not self._hand_over(batch):
                     return
             now = time.monotonic()
             if now >= next_lag:
@@ -143,6 +137,23 @@ class KlineFeed:
                     self.reachable = False
                     self.error = str(exc)
                 next_probe = now + PROBE_SECONDS
+
+    def _hand_over(self, batch: list[Delivery]) -> bool:
+        """Queue ``batch`` on the loop, waiting while the queue is full; False when stopping."""
+        try:
+            future = asyncio.run_coroutine_threadsafe(self.batches.put(batch), self._loop)
+        except RuntimeError:  # the loop has closed
+            return False
+        while True:
+            try:
+                future.result(timeout=0.5)
+                return True
+            except concurrent.futures.TimeoutError:
+                if self._stopping.is_set():
+                    future.cancel()
+                    return False
+            except concurrent.futures.CancelledError:
+                return False
 
     def _delivery(self, message: Any) -> Delivery | None:
         if message.error() is not None:

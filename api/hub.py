@@ -122,36 +122,45 @@ class Hub:
 
     # --- Kafka updates ---------------------------------------------------------------------
 
-    def receive(self, batch: list[Delivery]) -> None:
-        """Publish the frames of a batch of 1s klines (runs on the event loop)."""
-        for kline, source, timestamp in batch:
-            sent = now_ms()
-            symbol = kline.symbol
-            self._catalog.saw(symbol)
-            if source and source != self.source:
-                self.source = source
-                self._publish(STATUS_CHANNEL, StatusFrame(source))
-            event_time = kline.event_time or timestamp
-            self.last_event_time = event_time
-            updates = self.live.apply(kline)
-            name = kline_channel(symbol, "1s")
+    async def follow_feed(self, batches: asyncio.Queue[list[Delivery]]) -> None:
+        """Publish the frames of every 1s kline the Kafka feed queues, until cancelled."""
+        while True:
+            for delivery in await batches.get():
+                self.receive(delivery)
+                # Let this update reach the sockets before the next: a burst (Kafka catching
+                # up) then streams through instead of overflowing every client's backlog.
+                await asyncio.sleep(0)
+
+    def receive(self, delivery: Delivery) -> None:
+        """Publish the frames of one 1s kline."""
+        kline, source, timestamp = delivery
+        sent = now_ms()
+        symbol = kline.symbol
+        self._catalog.saw(symbol)
+        if source and source != self.source:
+            self.source = source
+            self._publish(STATUS_CHANNEL, StatusFrame(source))
+        event_time = kline.event_time or timestamp
+        self.last_event_time = event_time
+        updates = self.live.apply(kline)
+        name = kline_channel(symbol, "1s")
+        if name in self._followers:
+            frame = self._kline_frame(
+                symbol, _ONE_SECOND, Candle.of_kline(kline), kline.closed, event_time, sent
+            )
+            self._publish(name, frame)
+        for update in updates:
+            name = kline_channel(symbol, update.interval.name)
             if name in self._followers:
                 frame = self._kline_frame(
-                    symbol, _ONE_SECOND, Candle.of_kline(kline), kline.closed, event_time, sent
+                    symbol, update.interval, update.candle, update.closed, event_time, sent
                 )
                 self._publish(name, frame)
-            for update in updates:
-                name = kline_channel(symbol, update.interval.name)
-                if name in self._followers:
-                    frame = self._kline_frame(
-                        symbol, update.interval, update.candle, update.closed, event_time, sent
-                    )
-                    self._publish(name, frame)
-            name = ticker_channel(symbol)
-            if name in self._followers:
-                self._publish(name, self._ticker_frame(symbol, kline.close, event_time, sent))
-                if time.monotonic() - self._day_read_at.get(symbol, 0.0) > DAY_REFRESH_SECONDS:
-                    self._read_day(symbol)
+        name = ticker_channel(symbol)
+        if name in self._followers:
+            self._publish(name, self._ticker_frame(symbol, kline.close, event_time, sent))
+            if time.monotonic() - self._day_read_at.get(symbol, 0.0) > DAY_REFRESH_SECONDS:
+                self._read_day(symbol)
 
     def _publish(self, channel: str, frame: Frame) -> None:
         try:

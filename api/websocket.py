@@ -187,16 +187,18 @@ class Session:
                 snapshot = await self._hub.follow_kline(channel.symbol, channel.interval)
             if snapshot is not None:
                 snapshots.append(snapshot)
-        if new:
-            subscriber = await self._channels.subscribe([c.name for c in new])
-            for channel in new:
-                self._subscriptions[channel.name] = (channel, subscriber)
-            for snapshot in snapshots:
+        subscriber = await self._channels.subscribe([c.name for c in new]) if new else None
+        for channel in new:
+            self._subscriptions[channel.name] = (channel, subscriber)
+        if subscriber is not None:
+            for snapshot in snapshots:  # queued ahead of any update
                 subscriber.put_nowait(snapshot)
+        # The acknowledgement goes first: every frame after it belongs to the subscription.
+        await self._reply(SubscribedFrame(op.channel, [c.symbol for c in wanted], op.interval))
+        if subscriber is not None:
             await self._senders.enter_async_context(
                 subscriber.run_in_background(self._deliver, join=False)
             )
-        await self._reply(SubscribedFrame(op.channel, [c.symbol for c in wanted], op.interval))
 
     async def _unsubscribe(self, op: Unsubscribe) -> None:
         wanted = self._channels_of(op)

@@ -4,7 +4,9 @@ klines produced to Kafka, and WebSocket frames awaited with timeouts."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import socket
 import threading
 import time
@@ -257,3 +259,111 @@ async def subscribe(
         message["interval"] = interval
     await send(ws, message)
     return await next_frame(ws, lambda f: f["type"] in ("subscribed", "error"))
+
+
+def live_row(k: Kline) -> list[Any]:
+    """The ``k`` of a live frame for one kline."""
+    return [
+        k.open_time,
+        format(k.open, "f"),
+        format(k.high, "f"),
+        format(k.low, "f"),
+        format(k.close, "f"),
+        format(k.volume, "f"),
+        k.close_time,
+        format(k.quote_volume, "f"),
+        k.trades,
+        format(k.taker_buy_base_volume, "f"),
+        format(k.taker_buy_quote_volume, "f"),
+    ]
+
+
+def folded_row(klines: list[Kline], open_time: int) -> list[Any]:
+    """The ``k`` of a candle opening at ``open_time`` made of ``klines`` (ascending)."""
+    return [
+        open_time,
+        format(klines[0].open, "f"),
+        format(max(k.high for k in klines), "f"),
+        format(min(k.low for k in klines), "f"),
+        format(klines[-1].close, "f"),
+        format(sum(k.volume for k in klines), "f"),
+        max(k.close_time for k in klines),
+        format(sum(k.quote_volume for k in klines), "f"),
+        sum(k.trades for k in klines),
+        format(sum(k.taker_buy_base_volume for k in klines), "f"),
+        format(sum(k.taker_buy_quote_volume for k in klines), "f"),
+    ]
+
+
+class RawSocket:
+    """A WebSocket client by hand, which reads only when told to: a stalled or mute browser."""
+
+    def __init__(self, api: ApiServer, origin: str | None = None, receive_buffer: int = 4096):
+        host, port = api.url.removeprefix("http://").split(":")
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(10)
+        self.sock.connect((host, int(port)))
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        )
+        if origin is not None:
+            request += f"Origin: {origin}\r\n"
+        self.sock.sendall((request + "\r\n").encode())
+        self.received = b""
+        while b"\r\n\r\n" not in self.received:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                break
+            self.received += chunk
+        self.status_line = self.received.split(b"\r\n", 1)[0].decode()
+        self.received = self.received.split(b"\r\n\r\n", 1)[-1]
+
+    def send_text(self, text: str) -> None:
+        payload = text.encode()
+        assert len(payload) < 65_536
+        header = bytes([0x81])  # FIN, text
+        if len(payload) < 126:
+            header += bytes([0x80 | len(payload)])
+        else:
+            header += bytes([0x80 | 126]) + len(payload).to_bytes(2, "big")
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(header + mask + masked)
+
+    def read_until(self, needle: bytes, count: int = 1) -> None:
+        """Read raw bytes until ``needle`` has appeared ``count`` times in all read so far."""
+        while self.received.count(needle) < count:
+            chunk = self.sock.recv(65_536)
+            if not chunk:
+                raise AssertionError(f"closed before {needle!r} x{count}")
+            self.received += chunk
+
+    def read_to_end(self) -> bytes:
+        """Everything until the server closes the connection."""
+        while chunk := self.sock.recv(65_536):
+            self.received += chunk
+        return self.received
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def metric(api: ApiServer, name: str) -> float:
+    """A counter or gauge of /metrics, summed over its labels."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"{api.url}/metrics")).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (line[len(name)] in " {"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def get_json(api: ApiServer, path: str) -> Any:
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(f"{api.url}{path}")
+        response.raise_for_status()
+        return response.json()
