@@ -314,3 +314,54 @@ async def test_origin_allow_list_and_server_pings(settings: Settings) -> None:
             await asyncio.to_thread(mute.read_to_end)
         finally:
             mute.close()
+
+
+async def test_a_late_subscriber_sees_seconds_the_database_lacks_yet(
+    api: ApiServer, db: Conn, kafka: Producer, settings: Settings
+) -> None:
+    """The inserter lags Kafka: the candle is the database's seconds plus those only on Kafka."""
+    symbol = "LIVELAGUSDT"
+    start = T1 + 7 * MINUTE
+    stored = [second(symbol, start + i * 1000, i) for i in range(5)]
+    insert_seconds(db, stored)
+    only_on_kafka = [second(symbol, start + i * 1000, i) for i in range(5, 8)]
+    async with client(api) as watcher:
+        await subscribe(watcher, "kline", [symbol], "1s")
+        produce(kafka, settings, only_on_kafka)
+        await next_frame(watcher, lambda f: f["type"] == "kline" and f["k"][0] == start + 7000)
+    async with client(api) as ws:
+        await subscribe(ws, "kline", [symbol], "5m")
+        snapshot = await next_frame(ws, lambda f: f["type"] == "kline")
+        assert snapshot["k"] == folded_row(stored + only_on_kafka, start - 2 * MINUTE)
+
+
+async def test_a_candle_with_a_hole_is_read_again_once_the_database_has_it(
+    api: ApiServer, db: Conn, kafka: Producer, settings: Settings
+) -> None:
+    """Seconds neither stored nor seen by this API yet (it started after they were produced)
+    are filled in when the database has them: the hub reads the candle again."""
+    symbol = "LIVEHOLEUSDT"
+    start = T1 + 2 * 3_600_000
+    stored = [second(symbol, start + i * 1000, i) for i in range(5)]
+    missing = [second(symbol, start + i * 1000, i) for i in range(5, 8)]
+    insert_seconds(db, stored)
+    seen_live = [second(symbol, start + i * 1000, i) for i in range(8, 10)]
+    async with client(api) as watcher:
+        await subscribe(watcher, "kline", [symbol], "1s")
+        produce(kafka, settings, seen_live)
+        await next_frame(watcher, lambda f: f["type"] == "kline" and f["k"][0] == start + 9000)
+    async with client(api) as ws:
+        await subscribe(ws, "kline", [symbol], "1h")
+        snapshot = await next_frame(ws, lambda f: f["type"] == "kline")
+        assert snapshot["k"] == folded_row(stored + seen_live, start)  # the hole shows
+        insert_seconds(db, missing)  # the inserter catches up
+        everything = stored + missing + seen_live
+        async with asyncio.timeout(20):
+            for i in range(10, 3600):
+                k = second(symbol, start + i * 1000, i)
+                everything.append(k)
+                produce(kafka, settings, [k])
+                frame = await next_frame(ws, lambda f: f["type"] == "kline")
+                if frame["k"] == folded_row(everything, start):
+                    break
+                await asyncio.sleep(0.1)  # pacing the next probe, not waiting for a result
