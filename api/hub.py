@@ -126,7 +126,10 @@ class Hub:
         """Publish the frames of every 1s kline the Kafka feed queues, until cancelled."""
         while True:
             for delivery in await batches.get():
-                self.receive(delivery)
+                try:
+                    self.receive(delivery)
+                except Exception:  # one bad update must not stop the live feed
+                    log.exception("fan-out of %s failed", delivery.kline.symbol)
                 # Let this update reach the sockets before the next: a burst (Kafka catching
                 # up) then streams through instead of overflowing every client's backlog.
                 await asyncio.sleep(0)
