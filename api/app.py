@@ -70,7 +70,7 @@ def _provide_feed(state: State) -> KlineFeed:
 
 
 def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
-    config = config or ApiConfig()
+    config = config or ApiConfig.from_env()
     channels = channels_plugin(config.ws_backlog)
 
     @asynccontextmanager

@@ -13,7 +13,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from api.app import create_app
     from api.config import ApiConfig
 
-    config = ApiConfig()
+    config = ApiConfig.from_env()
     uvicorn.run(
         create_app(settings, config),
         host=args.host or settings.api_host,

@@ -1,15 +1,16 @@
-"""The API's own settings, until they move into ``cryptochart.settings.Settings``.
+"""The API's own settings: ``CRYPTOCHART_API_<FIELD>`` variables (see ``.env.example``).
 
-Each constant is the default of one ``CRYPTOCHART_*`` variable-to-be (named in the comment);
-``ApiConfig`` gathers them so tests and the CLI can pass other values.
+Each constant is the default of the variable named in its comment; ``ApiConfig.from_env()``
+reads them, and tests pass other values directly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptochart.settings import ROOT
+from cryptochart.settings import ROOT, load_env
 
 # CRYPTOCHART_API_CORS_ORIGINS: origins allowed by CORS ("*": any; the data is public, no cookies).
 API_CORS_ORIGINS: tuple[str, ...] = ("*",)
@@ -49,3 +50,7 @@ class ApiConfig:
     ws_ping_interval: float = API_WS_PING_INTERVAL
     ws_ping_timeout: float = API_WS_PING_TIMEOUT
     frontend_dir: Path = API_FRONTEND_DIR
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiConfig:
+        return load_env(cls, "CRYPTOCHART_API_", environ)

@@ -9,10 +9,11 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from cryptochart.symbols import parse_symbols
 
+T = TypeVar("T")
 SourceKind = Literal["auto", "binance", "sim", "replay"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,10 +26,6 @@ DEFAULT_SYMBOLS = (
 
 class SettingsError(ValueError):
     """A setting's value cannot be used; the message names the variable."""
-
-
-def _env(name: str) -> str:
-    return f"CRYPTOCHART_{name.upper()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +70,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``environ`` (default: ``os.environ``); a bad value raises SettingsError."""
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(_env(f.name))
-            if raw is None or raw == "":
-                continue
-            try:
-                values[f.name] = _PARSERS.get(f.name, _parser_for(f.type))(raw)
-            except ValueError as exc:
-                raise SettingsError(f"{_env(f.name)}={raw!r}: {exc}") from None
-        return cls(**values)
+        return load_env(cls, "CRYPTOCHART_", environ)
 
     @property
     def api_dsn(self) -> str:
@@ -96,6 +83,23 @@ class Settings:
         params["user"] = "cryptochart_api"
         params.pop("password", None)
         return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
+
+
+def load_env(cls: type[T], prefix: str, environ: Mapping[str, str] | None = None) -> T:
+    """An instance of the dataclass ``cls`` whose fields are overridden by ``<prefix><FIELD>``
+    variables, parsed by the field's type; a bad value raises SettingsError naming it."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        name = f"{prefix}{f.name.upper()}"
+        raw = env.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[f.name] = _PARSERS.get(f.name, _parser_for(f.type))(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{name}={raw!r}: {exc}") from None
+    return cls(**values)
 
 
 def _source(raw: str) -> SourceKind:
@@ -132,13 +136,23 @@ def _path(raw: str) -> Path:
     return path if path.is_absolute() else ROOT / path
 
 
+def _words(raw: str) -> tuple[str, ...]:
+    return tuple(word.strip() for word in raw.split(",") if word.strip())
+
+
 def _parser_for(annotation: object) -> Callable[[str], Any]:
-    return {"int": _positive_int, "float": _positive_float, "Path": _path}.get(str(annotation), str)
+    by_type: dict[str, Callable[[str], Any]] = {
+        "int": _positive_int,
+        "float": _positive_float,
+        "bool": _boolean,
+        "Path": _path,
+        "tuple[str, ...]": _words,
+    }
+    return by_type.get(str(annotation), str)
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "source": _source,
     "symbols": parse_symbols,
     "api_port": int,
-    "use_partman": _boolean,
 }

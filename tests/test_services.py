@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from cryptochart.services import local
-from cryptochart.settings import Settings
+from cryptochart.settings import Settings, SettingsError
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -119,3 +119,18 @@ def test_a_taken_port_is_reported_not_fought_over(
     taken = f"port {base_settings.local_kafka_port} on 127.0.0.1 is taken"
     with pytest.raises(ServiceError, match=re.escape(taken)):
         kafka.up()
+
+
+def test_api_settings_come_from_the_environment() -> None:
+    from api.config import ApiConfig
+
+    config = ApiConfig.from_env(
+        {
+            "CRYPTOCHART_API_WS_ORIGINS": "https://a.example, https://b.example",
+            "CRYPTOCHART_API_WS_BACKLOG": "32",
+        }
+    )
+    assert config.ws_origins == ("https://a.example", "https://b.example")
+    assert config.ws_backlog == 32
+    with pytest.raises(SettingsError, match="CRYPTOCHART_API_WS_BACKLOG='-1'"):
+        ApiConfig.from_env({"CRYPTOCHART_API_WS_BACKLOG": "-1"})
