@@ -21,11 +21,11 @@ from confluent_kafka import Consumer
 
 from bench import klines as sim
 from bench.processes import spawn
-from bench.results import Outcome, rate, ratio
+from bench.profiling import StageProfile
+from bench.results import Outcome, RunOptions, rate, ratio
 from bench.scratch import scratch_settings
 from cryptochart.kline import Kline, decode
 from cryptochart.settings import Settings
-from ingest.kline_sql import KLINE_FIELDS
 
 TARGET_RATE = 150_000
 TARGET_VS_ROW = 10.0
@@ -34,6 +34,21 @@ SYMBOLS = 1_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Conn = psycopg.Connection[tuple[object, ...]]
+
+KLINE_FIELDS = (  # kline_1s's columns (db/migrations/0002_kline_1s.*.sql)
+    "symbol",
+    "open_time",
+    "close_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+)
 
 _COLUMNS = ", ".join(KLINE_FIELDS)
 ROW_UPSERT = f"""
@@ -123,7 +138,9 @@ def _written(conn: Conn) -> int:
     return int(str(row[0])) if row else 0
 
 
-def our_inserter(settings: Settings, total: int, logs: Path, label: str) -> float:
+def our_inserter(
+    settings: Settings, total: int, logs: Path, label: str, profile: Path | None = None
+) -> float:
     """Run `cryptochart insert` on the filled topic until all ``total`` rows are in; rows/s."""
     ours = replace(settings, inserter_group=f"{settings.inserter_group}.{label}")
     stage = spawn(ours, f"inserter-{label}", ["insert"], logs)
@@ -139,7 +156,10 @@ def our_inserter(settings: Settings, total: int, logs: Path, label: str) -> floa
                 written = _written(conn)
                 if written and not started:
                     started, first = time.perf_counter(), written
+                    # about the measured window: the rows left at the ceiling's pace, halved
+                    recording = StageProfile(profile, f"b1-{label}", stage.pid, total / 300_000)
             elapsed = time.perf_counter() - started
+            recording.report()
             count = conn.execute("SELECT count(*) FROM kline_1s").fetchone()
             if count is None or int(str(count[0])) != total:
                 raise RuntimeError(f"kline_1s holds {count} rows, expected {total}")
@@ -155,8 +175,9 @@ def _empty(settings: Settings) -> None:
         conn.execute("VACUUM ANALYZE kline_1s")
 
 
-def run(base: Settings, quick: bool, logs: Path) -> Outcome:
-    seconds, per_row, rounds = (50, 2_000, 1) if quick else (400, 20_000, 3)
+def run(base: Settings, options: RunOptions) -> Outcome:
+    seconds, per_row, rounds = (50, 2_000, 1) if options.quick else (400, 20_000, 3)
+    logs = options.logs
     out = Outcome("B1", "insert throughput, Kafka → kline_1s")
     names = sim.symbols(SYMBOLS)
     klines = sim.history(names, seconds)
@@ -172,7 +193,8 @@ def run(base: Settings, quick: bool, logs: Path) -> Outcome:
             _empty(settings)
             raw.append(raw_copy(settings, copy_rows))
             _empty(settings)
-            ours.append(our_inserter(settings, len(klines), logs, f"round{i}"))
+            profile = options.profile if i == 0 else None
+            ours.append(our_inserter(settings, len(klines), logs, f"round{i}", profile))
     mine, ceiling = statistics.median(ours), statistics.median(raw)
     out.add(
         f"our inserter, {len(klines):,} klines of {SYMBOLS:,} symbols",

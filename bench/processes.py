@@ -78,13 +78,18 @@ class Stage:
 
 
 def spawn(
-    settings: Settings, name: str, args: list[str], logs: Path, module: str = "cryptochart.cli"
+    settings: Settings,
+    name: str,
+    args: list[str],
+    logs: Path,
+    module: str = "cryptochart.cli",
+    **env: str,
 ) -> Stage:
-    """Start ``python -m <module> <args>`` with ``settings`` in its environment."""
+    """Start ``python -m <module> <args>`` with ``settings`` (and ``env``) in its environment."""
     log = logs / f"{name}.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", module, *args],
-        env=stage_env(settings),
+        env=stage_env(settings, **env),
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
     )

@@ -77,3 +77,23 @@ def _short(frame: str) -> str:
     parts = Path(path).parts
     keep = parts[parts.index("site-packages") + 1 :] if "site-packages" in parts else parts[-2:]
     return f"{name} ({'/'.join(keep)})" if where else name
+
+
+class StageProfile:
+    """py-spy on one stage for a measurement window, when the run asks for profiles; its summary
+    goes to the terminal and the collapsed stacks to ``<profile dir>/<name>.txt``."""
+
+    def __init__(self, folder: Path | None, name: str, pid: int, seconds: float) -> None:
+        self.recording: Recording | None = None
+        if folder is not None and executable() is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.recording = start(pid, folder / f"{name}.txt", seconds)
+        self.name = name
+
+    def report(self) -> None:
+        if self.recording is None:
+            return
+        out = finish(self.recording)
+        if out.exists():
+            print(f"profile of {self.name} ({out}):")
+            print("\n".join(summary(out)), flush=True)

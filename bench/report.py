@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from bench.results import Figure, Outcome
 
@@ -36,3 +38,26 @@ def markdown(outcomes: Sequence[Outcome]) -> str:
         lines.append(f"**{outcome.bench}, {outcome.title}.**")
         lines.extend(f"- {n}" for n in outcome.notes)
     return "\n".join(lines)
+
+
+START = "<!-- bench:results:start (written by python -m bench) -->"
+END = "<!-- bench:results:end -->"
+SKELETON = f"""# Benchmarks
+
+`make bench` (or `.venv/bin/python -m bench`) runs them and rewrites the results below.
+
+## Latest full run
+
+{START}
+{END}
+"""
+
+
+def write_results(path: Path, header: Sequence[str], outcomes: Sequence[Outcome]) -> None:
+    """Replace the results section of ``path`` (created if missing); the rest stays as written."""
+    text = path.read_text() if path.exists() else SKELETON
+    if START not in text or END not in text:
+        text = text.rstrip() + "\n\n## Latest full run\n\n" + START + "\n" + END + "\n"
+    body = "\n".join(["```", *header, "```", "", markdown(outcomes)])
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
+    path.write_text(pattern.sub(lambda _: f"{START}\n{body}\n{END}", text))

@@ -5,6 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    quick: bool  # a short smoke run
+    logs: Path  # the stages' logs and scratch files of this run
+    profile: Path | None = None  # where py-spy profiles of the measured stage go, when asked
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,10 @@ from db.partitions import maintain
 RUN_TOKEN = secrets.token_hex(3)  # one per `python -m bench`, in every name it creates
 
 
+def dbname(settings: Settings) -> str:
+    return str(conninfo_to_dict(settings.database_url)["dbname"])
+
+
 def with_dbname(url: str, dbname: str, **overrides: str) -> str:
     params = {**conninfo_to_dict(url), "dbname": dbname, **overrides}
     return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
