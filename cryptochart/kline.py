@@ -30,6 +30,22 @@ class Kline(msgspec.Struct, frozen=True, array_like=True, gc=False):
     event_time: int = 0  # when the exchange emitted it (ms); 0 when unknown
 
 
+KLINE_COLUMNS = (
+    "symbol", "open_time", "close_time", "open", "high", "low", "close", "volume",
+    "quote_volume", "trades", "taker_buy_base_volume", "taker_buy_quote_volume",
+)  # fmt: skip
+
+
+def row(kline: Kline) -> tuple[object, ...]:
+    """The kline's values in the order of :data:`KLINE_COLUMNS` (``kline_1s``'s columns)."""
+    return msgspec.structs.astuple(kline)[: len(KLINE_COLUMNS)]
+
+
+def candle(kline: Kline) -> tuple[object, ...]:
+    """The kline's values after its symbol: open_time … taker_buy_quote_volume."""
+    return msgspec.structs.astuple(kline)[1 : len(KLINE_COLUMNS)]
+
+
 class InvalidKline(ValueError):
     """A kline that breaks an invariant; ``kind`` names which one, for counting."""
 

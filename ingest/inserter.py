@@ -18,7 +18,7 @@ import msgspec
 import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-from cryptochart.kline import Kline, decode
+from cryptochart.kline import Kline, decode, row
 from cryptochart.settings import Settings
 from ingest.kline_sql import COPY_STAGING, CREATE_STAGING, STAGING_TYPES, UPSERT
 
@@ -28,24 +28,7 @@ Row = tuple[object, ...]
 
 
 def staging_rows(klines: Iterable[tuple[int, Kline]]) -> list[Row]:
-    return [
-        (
-            seq,
-            k.symbol,
-            k.open_time,
-            k.close_time,
-            k.open,
-            k.high,
-            k.low,
-            k.close,
-            k.volume,
-            k.quote_volume,
-            k.trades,
-            k.taker_buy_base_volume,
-            k.taker_buy_quote_volume,
-        )
-        for seq, k in klines
-    ]
+    return [(seq, *row(k)) for seq, k in klines]
 
 
 def write_batch(conn: psycopg.Connection[Row], rows: Sequence[Row]) -> None:

@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-KLINE_FIELDS = (
-    "symbol",
-    "open_time",
-    "close_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "trades",
-    "taker_buy_base_volume",
-    "taker_buy_quote_volume",
-)
+from cryptochart.kline import KLINE_COLUMNS as KLINE_FIELDS
+
+
 _UPDATES = ", ".join(f"{f} = EXCLUDED.{f}" for f in KLINE_FIELDS[2:])
 _COLUMNS = ", ".join(KLINE_FIELDS)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from cryptochart.kline import Kline
+from cryptochart.kline import Kline, candle
 from cryptochart.settings import Settings
 from ingest.inserter import KlineInserter
 from ingest.producer import KlineProducer
@@ -96,19 +96,7 @@ def candles(settings: Settings, relation: str, symbol: str) -> list[tuple[object
 
 
 def as_candle(k: Kline) -> tuple[object, ...]:
-    return (
-        k.open_time,
-        k.close_time,
-        k.open,
-        k.high,
-        k.low,
-        k.close,
-        k.volume,
-        k.quote_volume,
-        k.trades,
-        k.taker_buy_base_volume,
-        k.taker_buy_quote_volume,
-    )
+    return candle(k)
 
 
 def read_dump(name: str, symbol: str | None = None) -> list[Kline]:
