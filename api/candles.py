@@ -13,6 +13,7 @@ from decimal import Decimal
 import msgspec
 
 from api.intervals import Interval, floor_to
+from cryptochart import kline as kline_values
 from cryptochart.kline import Kline
 
 EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
@@ -44,21 +45,7 @@ class Candle(msgspec.Struct, frozen=True, gc=False):
 
     @classmethod
     def of_kline(cls, k: Kline) -> Candle:
-        return cls(
-            k.open_time,
-            k.close_time,
-            k.open,
-            k.high,
-            k.low,
-            k.close,
-            k.volume,
-            k.quote_volume,
-            k.trades,
-            k.taker_buy_base_volume,
-            k.taker_buy_quote_volume,
-            1,
-            k.open_time,
-        )
+        return cls(*kline_values.candle(k), 1, k.open_time)  # type: ignore[arg-type]
 
     def then(self, later: Candle, open_time: int) -> Candle:
         """This candle extended by a later one, as the bucket opening at ``open_time``."""
