@@ -45,7 +45,7 @@ class Candle(msgspec.Struct, frozen=True, gc=False):
 
     @classmethod
     def of_kline(cls, k: Kline) -> Candle:
-        return cls(*kline_values.candle(k), 1, k.open_time)  # type: ignore[arg-type]
+        return cls(*kline_values.candle(k), 1, k.open_time)  # type: ignore[arg-type,call-arg]
 
     def then(self, later: Candle, open_time: int) -> Candle:
         """This candle extended by a later one, as the bucket opening at ``open_time``."""
