@@ -69,9 +69,7 @@ class KlineProducer:
             log.error("%d klines still undelivered after %.0fs", left, timeout)
         return left
 
-    def _send(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers
-    ) -> None:
+    def _send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
         while True:
             try:
                 self._producer.produce(
