@@ -39,6 +39,7 @@ class KlineFrame(_Frame, tag="kline"):
     closed: bool
     event_time: int
     sent_time: int
+    snapshot: bool = False  # the state on subscribing, not a new event: no latency sample
 
 
 class TickerFrame(_Frame, tag="ticker"):
@@ -47,6 +48,7 @@ class TickerFrame(_Frame, tag="ticker"):
     event_time: int
     sent_time: int
     price_change_percent: str | None = None
+    snapshot: bool = False
 
 
 class StatusFrame(_Frame, tag="status"):

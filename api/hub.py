@@ -15,6 +15,7 @@ from collections.abc import Coroutine
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import psycopg
 from litestar.channels import ChannelsPlugin
 from psycopg_pool import PoolTimeout
@@ -64,6 +65,7 @@ class Hub:
         self._seeding: dict[str, asyncio.Task[None]] = {}
         self._day_open: dict[str, Decimal] = {}
         self._day_close: dict[str, Decimal] = {}
+        self._latest: dict[str, tuple[Decimal, int]] = {}  # symbol → last close, its event time
         self._day_read_at: dict[str, float] = {}
         self._day_reading: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -93,8 +95,9 @@ class Hub:
         candle = self.live.snapshot(symbol, interval)
         if candle is None:
             return None
-        event_time = self.last_event_time or now_ms()
-        return encode(self._kline_frame(symbol, interval, candle, False, event_time))
+        _, event_time = self._latest.get(symbol, (None, now_ms()))
+        frame = self._kline_frame(symbol, interval, candle, False, event_time)
+        return encode(msgspec.structs.replace(frame, snapshot=True))
 
     def unfollow_kline(self, symbol: str, interval: Interval) -> None:
         if self._unfollow(kline_channel(symbol, interval.name)) and interval.finer is not None:
@@ -104,10 +107,11 @@ class Hub:
         self._followers[ticker_channel(symbol)] += 1
         if symbol not in self._day_open:
             await asyncio.shield(self._read_day(symbol))
-        close = self._day_close.get(symbol)
+        close, event_time = self._latest.get(symbol, (self._day_close.get(symbol), now_ms()))
         if close is None:
             return None
-        return encode(self._ticker_frame(symbol, close, self.last_event_time or now_ms()))
+        frame = self._ticker_frame(symbol, close, event_time)
+        return encode(msgspec.structs.replace(frame, snapshot=True))
 
     def unfollow_ticker(self, symbol: str) -> None:
         self._unfollow(ticker_channel(symbol))
@@ -145,6 +149,7 @@ class Hub:
             self._publish(STATUS_CHANNEL, StatusFrame(source))
         event_time = kline.event_time or timestamp
         self.last_event_time = event_time
+        self._latest[symbol] = (kline.close, event_time)
         updates = self.live.apply(kline)
         name = kline_channel(symbol, "1s")
         if name in self._followers:

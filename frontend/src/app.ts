@@ -443,15 +443,19 @@ export class App {
   }
 
   private onKline(message: KlineMessage): void {
-    this.latency.add(Date.now() - message.eventTime, Date.now());
+    this.sampleLatency(message);
     this.setPrice(message.symbol, message.k[4], message.eventTime);
     if (message.symbol === this.symbol && message.interval === this.interval) this.applyKline(message.k);
   }
 
   private onTicker(message: TickerMessage): void {
-    this.latency.add(Date.now() - message.eventTime, Date.now());
+    this.sampleLatency(message);
     this.setPrice(message.symbol, message.lastPrice, message.eventTime);
     this.setChange(message.symbol, message.priceChangePercent);
+  }
+
+  private sampleLatency(message: KlineMessage | TickerMessage): void {
+    if (!message.snapshot) this.latency.add(Date.now() - message.eventTime, Date.now());
   }
 
   // ---- small views ------------------------------------------------------------------------

@@ -118,7 +118,10 @@ export class CandleChart {
     this.interval = interval;
     // Daily bars are UTC days and are labelled so; everything finer reads in local time.
     this.shift = interval === "1d" ? 0 : -new Date().getTimezoneOffset() * 60;
-    this.chart.applyOptions({ timeScale: { secondsVisible: interval === "1s", barSpacing: 7 } });
+    // A short history fills the width with wider bars instead of leaving the left side empty.
+    const width = this.chart.timeScale().width();
+    const barSpacing = Math.min(16, Math.max(7, width / (bars.length + 4)));
+    this.chart.applyOptions({ timeScale: { secondsVisible: interval === "1s", barSpacing } });
     this.setPrecision(precision);
     this.setAll(bars);
     this.chart.timeScale().scrollToRealTime();

@@ -12,6 +12,8 @@ export interface KlineMessage {
   closed: boolean;
   eventTime: number;
   sentTime: number;
+  /** The state sent on subscribing, not a new event: not a latency sample. */
+  snapshot?: boolean;
 }
 
 export interface TickerMessage {
@@ -21,6 +23,8 @@ export interface TickerMessage {
   priceChangePercent?: string;
   eventTime: number;
   sentTime: number;
+  /** The state sent on subscribing, not a new event: not a latency sample. */
+  snapshot?: boolean;
 }
 
 export type ServerMessage =

@@ -288,11 +288,6 @@ def test_a_kline_produced_to_kafka_moves_the_price_and_the_last_candle(
     chart_page.console.assert_clean()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/hub.py: a ticker subscription's first frame carries the close read when the "
-    "symbol was first followed, stamped with the newest event time of any symbol",
-)
 def test_a_new_page_shows_the_newest_price_of_a_quiet_symbol(chart_page: BrowserPage) -> None:
     symbol, close = "QUIETUSDT", "2233.44556677"
     seeded = seed(chart_page.stack, symbol, "2222.00000000")
