@@ -80,6 +80,15 @@ export function decimalsOf(value: string): number {
   return value.slice(dot + 1).replace(/0+$/, "").length;
 }
 
+/** A decimal string for reading: the exchange's padding zeros dropped, at least 2 decimals
+ * kept ("60151.88000000" → "60151.88", "0.45246900" → "0.452469"); the value stays exact. */
+export function formatDecimal(value: string): string {
+  const dot = value.indexOf(".");
+  if (dot < 0) return value;
+  const keep = Math.max(2, decimalsOf(value));
+  return value.slice(0, dot + 1 + keep).padEnd(dot + 1 + keep, "0");
+}
+
 /** Price-axis precision that shows every given price exactly: at least 2, at most 8. */
 export function pricePrecision(prices: Iterable<string>): number {
   let most = 0;

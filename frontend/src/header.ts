@@ -1,6 +1,6 @@
 /** The header: what is shown, its price, the connection, the latency, and the simulated-data banner. */
 import type { Source, Ticker } from "./api.ts";
-import { direction, formatChangePercent } from "./format.ts";
+import { direction, formatChangePercent, formatDecimal } from "./format.ts";
 import type { Interval } from "./intervals.ts";
 import type { Connection } from "./socket.ts";
 
@@ -41,15 +41,15 @@ export class Header {
   setStats(ticker: Ticker | undefined): void {
     this.stats.hidden = ticker === undefined;
     if (ticker === undefined) return;
-    this.statHigh.textContent = ticker.highPrice;
-    this.statLow.textContent = ticker.lowPrice;
-    this.statVolume.textContent = ticker.volume;
+    this.statHigh.textContent = formatDecimal(ticker.highPrice);
+    this.statLow.textContent = formatDecimal(ticker.lowPrice);
+    this.statVolume.textContent = formatDecimal(ticker.volume);
   }
 
   setQuote(price: string | undefined, changePercent: string | undefined): void {
     if (price !== undefined) {
       const move = direction(Number(price) - Number(this.price.textContent || price));
-      this.price.textContent = price;
+      this.price.textContent = formatDecimal(price);
       if (move !== "flat") this.price.dataset.dir = move;
     }
     if (changePercent !== undefined) {

@@ -1,6 +1,6 @@
 /** The crosshair legend: O H L C V of the hovered bar (or the newest), as the exchange wrote them. */
 import type { Bar } from "./bars.ts";
-import { direction, formatBarTime } from "./format.ts";
+import { direction, formatBarTime, formatDecimal } from "./format.ts";
 import type { Interval } from "./intervals.ts";
 
 export class Legend {
@@ -28,11 +28,11 @@ export class Legend {
     const dir = direction(bar.close - bar.open);
     this.root.dataset.dir = dir;
     const f = this.fields;
-    f.o.textContent = bar.raw.open;
-    f.h.textContent = bar.raw.high;
-    f.l.textContent = bar.raw.low;
-    f.c.textContent = bar.raw.close;
-    f.v.textContent = bar.raw.volume;
+    f.o.textContent = formatDecimal(bar.raw.open);
+    f.h.textContent = formatDecimal(bar.raw.high);
+    f.l.textContent = formatDecimal(bar.raw.low);
+    f.c.textContent = formatDecimal(bar.raw.close);
+    f.v.textContent = formatDecimal(bar.raw.volume);
     const pct = bar.open !== 0 ? ((bar.close - bar.open) / bar.open) * 100 : 0;
     f.chg.textContent = `${pct > 0 ? "+" : ""}${pct.toFixed(2)}%`;
     const ms = bar.time * 1000;

@@ -1,5 +1,5 @@
 /** The symbol list: every symbol with data, its last price (flashing on change) and 24h change. */
-import { direction, formatChangePercent, splitSymbol } from "./format.ts";
+import { direction, formatChangePercent, formatDecimal, splitSymbol } from "./format.ts";
 
 interface Row {
   el: HTMLElement;
@@ -65,7 +65,7 @@ export class SymbolList {
     const move = direction(Number(price) - Number(row.lastPrice));
     const hadPrice = row.lastPrice !== "";
     row.lastPrice = price;
-    row.price.textContent = price;
+    row.price.textContent = formatDecimal(price);
     if (hadPrice && move !== "flat") flash(row.price, move);
   }
 

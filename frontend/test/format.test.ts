@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { decimalsOf, formatBarTime, formatCrosshairTime, formatChangePercent, formatTick, pricePrecision, splitSymbol, TickKind } from "../src/format.ts";
+import { decimalsOf, formatDecimal, formatBarTime, formatCrosshairTime, formatChangePercent, formatTick, pricePrecision, splitSymbol, TickKind } from "../src/format.ts";
 
 test("decimals ignore trailing zeros", () => {
   assert.equal(decimalsOf("61000.10000000"), 1);
@@ -50,4 +50,14 @@ test("daily bars are labelled by their UTC day", () => {
   const ms = Date.UTC(2024, 10, 26);
   assert.equal(formatTick(ms, TickKind.DayOfMonth, true), "26 Nov");
   assert.equal(formatCrosshairTime(ms, "1d"), "Tue 26 Nov '24 UTC");
+});
+
+test("formatDecimal drops the exchange's padding zeros, keeps 2 decimals, never rounds", () => {
+  assert.equal(formatDecimal("60151.88000000"), "60151.88");
+  assert.equal(formatDecimal("0.45246900"), "0.452469");
+  assert.equal(formatDecimal("61000.00000000"), "61000.00");
+  assert.equal(formatDecimal("0.00001234"), "0.00001234");
+  assert.equal(formatDecimal("12345.67891234"), "12345.67891234");
+  assert.equal(formatDecimal("42"), "42");
+  assert.equal(formatDecimal("1.5"), "1.50");
 });
