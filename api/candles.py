@@ -22,6 +22,8 @@ SECOND_MS = 1_000
 # [openTime, open, high, low, close, volume, closeTime, quoteVolume, trades, takerBuyBase,
 #  takerBuyQuote, ignore]: one row of Binance's /api/v3/klines.
 KlineRow = tuple[int, str, str, str, str, str, int, str, int, str, str, str]
+# With withSeconds=true: how many 1s klines are behind the candle, appended.
+KlineRowWithSeconds = tuple[int, str, str, str, str, str, int, str, int, str, str, str, int]
 # The same without the trailing "ignore": the ``k`` of a live kline frame.
 LiveRow = tuple[int, str, str, str, str, str, int, str, int, str, str]
 

@@ -79,3 +79,26 @@ def test_timescaledb(settings: Settings, timescaledb: str) -> None:
         MinuteJob(ours).run_once(conn)
     assert klines_from_api(ours, "BTCUSDT", "1s") == binance_rows(FIRST_180, 180)
     assert klines_from_api(ours, "BTCUSDT", "1m") == binance_rows("BTCUSDT-1m-2024-03-01.zip", 3)
+
+
+def test_with_seconds_tells_partial_candles(settings: Settings) -> None:
+    history = replace(settings, retention_1s="100 years")
+    symbol = "APIPARTIAL"
+    seconds = renamed(read_dump(FIRST_180), symbol)
+    del seconds[70]  # the second minute misses one second
+    produce(history, seconds)
+    with running_inserter(history):
+        wait_rows(history, [symbol], 179)
+    with psycopg.connect(history.database_url) as conn:
+        MinuteJob(history).run_once(conn)
+    with serve(history, TEST_CONFIG) as api:
+        plain = httpx.get(
+            f"{api.url}/api/v1/klines", params={"symbol": symbol, "interval": "1m", "startTime": 0}
+        ).json()
+        counted = httpx.get(
+            f"{api.url}/api/v1/klines",
+            params={"symbol": symbol, "interval": "1m", "startTime": 0, "withSeconds": "true"},
+        ).json()
+    assert [len(r) for r in plain] == [12, 12, 12]
+    assert [r[12] for r in counted] == [60, 59, 60]
+    assert [r[:12] for r in counted] == plain

@@ -335,7 +335,7 @@ def test_schema_is_served(http: httpx.Client) -> None:
     schema = http.get("/schema/openapi.json").json()
     klines = schema["paths"]["/api/v1/klines"]["get"]
     names = {p["name"] for p in klines["parameters"]}
-    assert names == {"symbol", "interval", "startTime", "endTime", "limit"}
+    assert names == {"symbol", "interval", "startTime", "endTime", "limit", "withSeconds"}
     assert {"/api/v1/symbols", "/api/v1/ticker", "/api/v1/status"} <= set(schema["paths"])
 
 

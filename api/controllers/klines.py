@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from api import history
-from api.candles import KlineRow
+from api.candles import KlineRow, KlineRowWithSeconds
 from api.catalog import Catalog, checked_symbol
 from api.errors import InvalidParameter
 from api.intervals import INTERVALS, IntervalName
@@ -36,7 +36,9 @@ class KlinesController(Controller):
             'takerBuyBaseVolume, takerBuyQuoteVolume, "0"]`, ascending by openTime, decimals as '
             "exact strings. With startTime: the first `limit` candles opening at or after it; "
             "otherwise the newest `limit` candles opening at or before endTime (default: now). "
-            "The newest candle is complete up to the latest stored 1s kline."
+            "The newest candle is complete up to the latest stored 1s kline. With "
+            "withSeconds=true each row gets a 13th element: how many 1s klines are behind the "
+            "candle (60 for a whole minute), so partial candles can be told apart."
         ),
     )
     async def klines(
@@ -50,7 +52,10 @@ class KlinesController(Controller):
         limit: Annotated[
             int, QueryParameter(ge=1, le=MAX_LIMIT, description="candles at most")
         ] = DEFAULT_LIMIT,
-    ) -> list[KlineRow]:
+        with_seconds: Annotated[
+            bool, QueryParameter(name="withSeconds", description="append the 1s kline count")
+        ] = False,
+    ) -> list[KlineRow] | list[KlineRowWithSeconds]:
         symbol = await checked_symbol(catalog, symbol)
         if start_time is not None and end_time is not None and start_time > end_time:
             raise InvalidParameter("startTime", "must not be after endTime")
@@ -58,4 +63,6 @@ class KlinesController(Controller):
             candles = await history.klines(
                 conn, INTERVALS[interval], symbol, start_time, end_time, limit
             )
+        if with_seconds:
+            return [(*candle.row(), candle.seconds) for candle in candles]
         return [candle.row() for candle in candles]
