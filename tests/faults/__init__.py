@@ -1,0 +1,1 @@
+"""Fault scenarios: the real processes over real Kafka and PostgreSQL, broken on purpose."""

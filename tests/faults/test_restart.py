@@ -1,0 +1,171 @@
+"""Kafka and PostgreSQL restarted under a running pipeline: the inserter pauses, retries and has
+caught up within 10 s of the service's return; nothing is lost or doubled.
+
+These scenarios restart the suite's own PostgreSQL cluster and Kafka broker (``private_services``),
+never the shared ones other test runs are using.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from functools import partial
+
+import pytest
+
+from cryptochart.settings import Settings
+from tests.faults.conftest import PrivateServices, Scenario
+from tests.faults.harness import (
+    SECOND_MS,
+    Stages,
+    assert_landed_exactly,
+    candles,
+    count_rows,
+    covered,
+    exceeds,
+    final_minutes,
+    first_second,
+    live_sim_klines,
+    matches_where,
+    poll_until,
+)
+
+CATCH_UP = 10.0  # seconds after a service returns by which the inserter must have caught up
+
+
+def run_live_pipeline_through(
+    settings: Settings, stages: Stages, outages: list[Callable[[], None]]
+) -> list[float]:
+    """Producer (live simulated feed), inserter and minute job running while each of ``outages``
+    takes a service away and brings it back; returns each catch-up time (seconds)."""
+    url, names = settings.database_url, settings.symbols
+    rows = partial(count_rows, url, "kline_1s", names)
+    stages.cli("aggregator", settings, "aggregate")
+    inserter = stages.cli("inserter", settings, "insert")
+    producer = stages.cli("producer", settings, "produce", "--source=sim")
+    poll_until(lambda: first_second(url, names), 30, "the first klines of every symbol")
+    first = first_second(url, names)
+    assert first is not None
+
+    catch_ups = []
+    for outage in outages:
+        before = rows()
+        poll_until(exceeds(rows, before), 15, "klines flowing")
+        outage()
+        back = time.time()
+        # Everything the producer had emitted when the service returned (second S goes out
+        # just after S + 1 s), stored within CATCH_UP seconds.
+        through = int(back) * SECOND_MS - 2 * SECOND_MS
+        catch_ups.append(
+            poll_until(
+                partial(covered, url, names, first, through),
+                CATCH_UP,
+                "the inserter to catch up after the service returned",
+                interval=0.05,
+            )
+        )
+        assert inserter.alive, inserter.tail()
+
+    poll_until(exceeds(rows, rows()), 15, "klines flowing at the end")
+    assert producer.stop() == 0, producer.tail()
+    counts = producer.counts()
+    assert counts["delivered"] == counts["closed"] and counts.get("failed", 0) == 0, counts
+
+    expected = live_sim_klines(names, settings.sim_seed, first, counts["closed"])
+    assert_landed_exactly(url, expected, levels=[])
+    poll_until(
+        matches_where(url, "kline_1m", candles(expected), final_minutes(expected)),
+        60,
+        "kline_1m = Python's aggregation, for every final minute",
+    )
+    assert inserter.stop() == 0, inserter.tail()
+    return catch_ups
+
+
+def report(what: str, catch_ups: list[float]) -> None:
+    print(f"\n{what}: caught up in " + ", ".join(f"{s:.2f}s" for s in catch_ups))
+
+
+# --- Kafka -------------------------------------------------------------------------------------
+
+
+def kafka_restart(
+    services: PrivateServices, outage: float, kill: bool = False
+) -> Callable[[], None]:
+    def restart() -> None:
+        pid = services.kafka.pid()
+        if kill and pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            poll_until(lambda: services.kafka.pid() is None, 10, "Kafka to die")
+        else:
+            services.kafka.down()
+        time.sleep(outage)  # the outage itself
+        services.kafka.up()
+
+    return restart
+
+
+def kafka_scenario(scenario: Scenario, services: PrivateServices, prefix: str) -> Settings:
+    names = tuple(f"{prefix}{i}USDT" for i in range(4))
+    return scenario(kafka_bootstrap=services.settings.kafka_bootstrap, symbols=names, sim_seed=3)
+
+
+def test_kafka_restart_mid_stream(
+    scenario: Scenario, stages: Stages, private_services: PrivateServices
+) -> None:
+    settings = kafka_scenario(scenario, private_services, "RKAF")
+    catch_ups = run_live_pipeline_through(settings, stages, [kafka_restart(private_services, 1)])
+    report("kafka restart", catch_ups)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_kafka_restarts_and_kill_9_mid_stream(
+    scenario: Scenario, stages: Stages, private_services: PrivateServices
+) -> None:
+    settings = kafka_scenario(scenario, private_services, "RKAFL")
+    outages = [
+        kafka_restart(private_services, 2),
+        kafka_restart(private_services, 15),
+        kafka_restart(private_services, 2, kill=True),
+        kafka_restart(private_services, 30, kill=True),
+    ]
+    report("kafka restarts", run_live_pipeline_through(settings, stages, outages))
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+
+def postgres_restart(services: PrivateServices, outage: float) -> Callable[[], None]:
+    def restart() -> None:
+        services.postgres.down()
+        time.sleep(outage)  # the outage itself
+        services.postgres.up()
+
+    return restart
+
+
+def postgres_scenario(scenario: Scenario, services: PrivateServices, prefix: str) -> Settings:
+    names = tuple(f"{prefix}{i}USDT" for i in range(4))
+    url = services.database(f"faults_{prefix.lower()}")
+    return scenario(database_url=url, symbols=names, sim_seed=4)
+
+
+def test_postgres_restart_mid_stream(
+    scenario: Scenario, stages: Stages, private_services: PrivateServices
+) -> None:
+    settings = postgres_scenario(scenario, private_services, "RPG")
+    catch_ups = run_live_pipeline_through(settings, stages, [postgres_restart(private_services, 1)])
+    report("postgres restart", catch_ups)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_postgres_restarts_mid_stream(
+    scenario: Scenario, stages: Stages, private_services: PrivateServices
+) -> None:
+    settings = postgres_scenario(scenario, private_services, "RPGL")
+    outages = [postgres_restart(private_services, s) for s in (1, 5, 15, 30)]
+    report("postgres restarts", run_live_pipeline_through(settings, stages, outages))

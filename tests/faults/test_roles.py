@@ -1,0 +1,180 @@
+"""Security of the database roles: the analyst and the API's role read the documented relations
+(kline_1s, kline_1m, kline_5m, kline_15m, kline_1h, kline_1d) and can do nothing else: no other
+reads, no writes, no DDL. Checked both from the catalogue (every privilege on every object) and
+by trying, as each role, what it must not do."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from cryptochart.settings import Settings
+from ingest.aggregator import MinuteJob
+from ingest.inserter import staging_rows, write_batch
+from tests.conftest import with_dbname
+from tests.faults.conftest import Scenario
+from tests.faults.harness import past_start, sim_klines
+
+DOCUMENTED = {"kline_1s", "kline_1m", "kline_5m", "kline_15m", "kline_1h", "kline_1d"}
+READERS = ("cryptochart_analyst", "cryptochart_api")
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+Conn = psycopg.Connection[tuple[object, ...]]
+
+
+@pytest.fixture
+def owner(scenario: Scenario) -> Iterator[Conn]:
+    """The owner's connection to a migrated database with a few rows in every kline relation."""
+    settings: Settings = scenario(symbols=("ROLE0USDT",))
+    with psycopg.connect(settings.database_url) as conn:
+        write_batch(
+            conn, staging_rows(enumerate(sim_klines(settings.symbols, 1, past_start(120), 120)))
+        )
+        MinuteJob(settings).run_once(conn)
+        conn.autocommit = True
+        yield conn
+
+
+def connect_as(owner: Conn, role: str) -> Conn:
+    info = owner.info
+    url = with_dbname(f"postgresql://{info.user}@{info.host}:{info.port}/x", info.dbname, user=role)
+    return psycopg.connect(url, autocommit=True)
+
+
+def granted(owner: Conn, role: str) -> set[tuple[str, str]]:
+    """Every (object, privilege) ``role`` holds outside the system schemas, from the catalogue."""
+    rows = owner.execute(
+        """
+        SELECT n.nspname || '.' || c.relname, p.privilege
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        CROSS JOIN unnest(%(table_privileges)s::text[]) AS p(privilege)
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+          AND n.nspname NOT LIKE 'pg_temp%%' AND n.nspname NOT LIKE 'pg_toast_temp%%'
+          AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+          AND has_table_privilege(%(role)s, c.oid, p.privilege)
+        UNION ALL
+        SELECT n.nspname || '.' || c.relname || ' (columns)', 'SELECT/INSERT/UPDATE'
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+          AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+          AND NOT has_table_privilege(%(role)s, c.oid, 'SELECT')
+          AND has_any_column_privilege(%(role)s, c.oid, 'SELECT, INSERT, UPDATE')
+        UNION ALL
+        SELECT n.nspname || '.' || c.relname, p.privilege
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        CROSS JOIN unnest(ARRAY['USAGE', 'SELECT', 'UPDATE']) AS p(privilege)
+        WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND has_sequence_privilege(%(role)s, c.oid, p.privilege)
+        UNION ALL
+        SELECT 'schema ' || n.nspname, p.privilege
+        FROM pg_namespace n CROSS JOIN unnest(ARRAY['CREATE', 'USAGE']) AS p(privilege)
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+          AND n.nspname NOT LIKE 'pg_temp%%' AND n.nspname NOT LIKE 'pg_toast_temp%%'
+          AND has_schema_privilege(%(role)s, n.oid, p.privilege)
+        UNION ALL
+        SELECT 'function ' || p.oid::regprocedure::text, 'EXECUTE (SECURITY DEFINER)'
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.prosecdef
+          AND has_function_privilege(%(role)s, p.oid, 'EXECUTE')
+          AND has_schema_privilege(%(role)s, n.oid, 'USAGE')
+        UNION ALL
+        SELECT 'database', 'CREATE'
+        WHERE has_database_privilege(%(role)s, current_database(), 'CREATE')
+        """,
+        {"role": role, "table_privileges": list(TABLE_PRIVILEGES)},
+    ).fetchall()
+    return {(str(obj), str(privilege)) for obj, privilege in rows}
+
+
+@pytest.mark.parametrize("role", READERS)
+def test_catalogue_grants_reading_the_documented_relations_only(owner: Conn, role: str) -> None:
+    expected = {(f"public.{r}", "SELECT") for r in DOCUMENTED} | {("schema public", "USAGE")}
+    assert granted(owner, role) == expected
+
+
+@pytest.mark.parametrize("role", READERS)
+def test_role_has_no_special_attributes(owner: Conn, role: str) -> None:
+    row = owner.execute(
+        "SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, "
+        "(SELECT count(*) FROM pg_auth_members WHERE member = r.oid) "
+        "FROM pg_roles r WHERE rolname = %s",
+        (role,),
+    ).fetchone()
+    assert row == (False, False, False, False, False, 0)
+
+
+FORBIDDEN = (
+    "INSERT INTO kline_1s SELECT * FROM kline_1s LIMIT 1",
+    "UPDATE kline_1m SET volume = 0",
+    "DELETE FROM kline_1h",
+    "TRUNCATE kline_1d",
+    "COPY kline_5m FROM STDIN",
+    "SELECT * FROM ingest_checkpoint",
+    "SELECT * FROM kline_interval",
+    "SELECT * FROM schema_migrations",
+    "SELECT * FROM retention_policy",
+    "SELECT * FROM kline_1s_default",
+    "SELECT * FROM partman.part_config",
+    "SELECT kline_rollup('1m', ARRAY['ROLE0USDT'], ARRAY[now() - interval '1 day'], ARRAY[now()])",
+    "CREATE TABLE public.mine (x int)",
+    "CREATE SCHEMA mine",
+    "CREATE VIEW public.mine AS SELECT 1",
+    "CREATE FUNCTION public.mine() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "ALTER TABLE kline_1s ADD COLUMN x int",
+    "DROP TABLE kline_15m",
+    "CREATE INDEX ON kline_1s (close)",
+    "SET ROLE cryptochart",
+    "SELECT pg_read_file('postgresql.conf')",
+    "COPY (SELECT 1) TO PROGRAM 'true'",
+    "SELECT lo_import('/etc/passwd')",
+)
+
+
+@pytest.mark.parametrize("role", READERS)
+def test_role_is_refused_everything_else(owner: Conn, role: str) -> None:
+    partition = owner.execute(
+        "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'kline_1s'::regclass "
+        "ORDER BY 1 LIMIT 1"
+    ).fetchone()
+    assert partition is not None
+    allowed = []
+    with connect_as(owner, role) as conn:
+        for relation in sorted(DOCUMENTED):
+            conn.execute(f"SELECT count(*) FROM {relation}").fetchone()
+        others = (
+            f"SELECT * FROM {partition[0]}",
+            f"SELECT pg_terminate_backend({owner.info.backend_pid})",
+            f"SELECT pg_cancel_backend({owner.info.backend_pid})",
+        )
+        for statement in (*FORBIDDEN, *others):
+            try:
+                conn.execute(statement)
+            except psycopg.Error as exc:
+                assert isinstance(
+                    exc,
+                    psycopg.errors.InsufficientPrivilege
+                    | psycopg.errors.UndefinedTable  # the schema is not even visible
+                    | psycopg.errors.QueryCanceled,
+                ) or "permission denied" in str(exc), f"{statement}: {exc!r}"
+            else:
+                allowed.append(statement)
+        for grant in ("GRANT SELECT ON kline_1s TO PUBLIC", "GRANT ALL ON kline_1m TO PUBLIC"):
+            # Refused, or accepted with the warning "no privileges were granted": checked below.
+            with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+                conn.execute(grant)
+    assert allowed == []
+    assert granted(owner, "public") == {("schema public", "USAGE")}, "a role handed privileges on"
+    assert owner.execute("SELECT count(*) FROM kline_1s").fetchone() == (120,)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="db/migrations/0004_grants.sql leaves PostgreSQL's default TEMPORARY on the database "
+    "to PUBLIC: the read-only roles can CREATE TEMP TABLE / pg_temp functions (DDL and writes)",
+)
+@pytest.mark.parametrize("role", READERS)
+def test_role_cannot_create_temporary_objects(owner: Conn, role: str) -> None:
+    with connect_as(owner, role) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("CREATE TEMP TABLE mine (x int)")
