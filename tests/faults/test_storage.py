@@ -10,6 +10,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -169,11 +170,15 @@ def move_kline_1s(conn: psycopg.Connection[tuple[object, ...]], tablespace: str)
             )
 
 
+@pytest.mark.parametrize(
+    "full_for", [0.0, pytest.param(20.0, marks=pytest.mark.slow)], ids=["freed", "full_20s"]
+)
 def test_disk_full_then_freed(
-    scenario: Scenario, stages: Stages, private_services: PrivateServices
+    scenario: Scenario, stages: Stages, private_services: PrivateServices, full_for: float
 ) -> None:
     """kline_1s on a small tmpfs tablespace of the suite's own cluster, filled up: the inserter
-    logs `No space left on device`, retries, and stores the backlog once space is freed."""
+    logs `No space left on device`, retries for as long as the disk stays full, and stores the
+    backlog once space is freed."""
     services = private_services
     url = services.database("faults_disk_full")
     disk_dir = services.settings.data_dir / "small-disk"
@@ -202,13 +207,16 @@ def test_disk_full_then_freed(
             poll_until(
                 log_shows(inserter, "No space left on device"), 30, "the inserter to name it"
             )
+            time.sleep(full_for)  # the disk stays full this long
+            assert inserter.alive, inserter.tail()
             filler.unlink()
             everything = before + backlog
-            poll_until(
+            landed = poll_until(
                 while_alive(inserter, matches(url, "kline_1s", by_key(everything))),
                 30,
                 "the backlog",
             )
+            print(f"\ndisk full for {full_for:.0f}s: backlog stored {landed:.2f}s after freeing")
             assert_landed_exactly(url, everything, timeout=30)
             assert inserter.starts == 1 and inserter.stop() == 0, inserter.tail()
         finally:
