@@ -16,7 +16,14 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 import psycopg
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from cryptochart.kline import Kline, decode, row
 from cryptochart.settings import Settings
@@ -65,6 +72,7 @@ class KlineInserter:
         self.counts: Counter[str] = Counter()
         self.stop = threading.Event()
         self._conn: psycopg.Connection[Row] | None = None
+        self.partitions: set[int] = set()  # the klines topic's partitions this member owns
         self._consumer = Consumer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap,
@@ -85,7 +93,12 @@ class KlineInserter:
 
     def run(self) -> None:
         """Consume and write until ``stop`` is set; then commit what was written and leave."""
-        self._consumer.subscribe([self.settings.klines_topic])
+        self._consumer.subscribe(
+            [self.settings.klines_topic],
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
+            on_lost=self._revoked,
+        )
         log.info(
             "inserter consuming %s as %s", self.settings.klines_topic, self.settings.inserter_group
         )
@@ -111,6 +124,13 @@ class KlineInserter:
             self._commit_until_done()
         self.counts["batches"] += bool(messages)
         return len(klines)
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.partitions |= {p.partition for p in partitions}
+        log.info("inserter owns partitions %s", sorted(self.partitions))
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.partitions -= {p.partition for p in partitions}
 
     def _decode(self, messages: list[Message]) -> list[tuple[int, Kline]]:
         klines: list[tuple[int, Kline]] = []

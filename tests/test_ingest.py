@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from cryptochart.settings import Settings
+from cryptochart.topics import ensure_topics
 from ingest.aggregator import MinuteJob
 from tests.pipeline import (
     DATA,
@@ -250,3 +251,32 @@ def test_replayed_dump_through_the_commands_equals_binance_1m(
             assert proc.wait(30) == 0
     seconds = renamed(read_dump(FIRST_180), "RPLBTCUSDT")
     assert candles(ours, "kline_1s", "RPLBTCUSDT") == [as_candle(k) for k in seconds]
+
+
+def test_two_inserters_in_one_group_split_the_partitions(history: Settings) -> None:
+    symbols = [f"SPLIT{i}USDT" for i in range(12)]
+    base = read_dump(FIRST_180)[:30]
+    klines = [k for s in symbols for k in renamed(base, s)]
+    group = replace(
+        history,
+        inserter_group=history.inserter_group + ".split",
+        klines_topic=history.klines_topic + ".split",  # only this test's klines on it
+    )
+    ensure_topics(group)
+    with running_inserter(group) as first, running_inserter(group) as second:
+        wait_for(
+            lambda: bool(first.partitions) and bool(second.partitions),
+            30,
+            "both inserters to own partitions",
+        )
+        assert not first.partitions & second.partitions
+        produce(group, klines)
+        wait_rows(group, symbols, len(klines))
+        wait_for(
+            lambda: first.counts["rows"] + second.counts["rows"] >= len(klines),
+            30,
+            "both inserters' counts",
+        )
+    assert first.counts["rows"] > 0 and second.counts["rows"] > 0
+    assert first.counts["rows"] + second.counts["rows"] == len(klines)
+    assert count_rows(group, "kline_1s", symbols) == len(klines)
