@@ -105,5 +105,18 @@ def run(settings: Settings, extra_source_args: Sequence[str]) -> int:
         signal.signal(sig, lambda *_: stop.set())
     if "serve" in commands:
         url = f"http://{settings.api_host}:{settings.api_port}/"
-        threading.Timer(3.0, lambda: log.info("cryptochart is up: open %s", url)).start()
+        threading.Thread(target=_announce, args=(url, stop), daemon=True).start()
     return supervise(children, env, stop)
+
+
+def _announce(url: str, stop: threading.Event) -> None:
+    """Say where the chart is once the API answers /ready."""
+    import httpx
+
+    while not stop.wait(0.5):
+        try:
+            if httpx.get(url + "ready", timeout=2).status_code == 200:
+                log.info("cryptochart is up: open %s", url)
+                return
+        except httpx.HTTPError:
+            continue
