@@ -54,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FILE",
         help="write the results into FILE (default: BENCHMARKS.md after a full run, not --quick)",
     )
+    parser.add_argument(
+        "--b3-speed",
+        type=float,
+        metavar="S",
+        help=f"B3's simulated seconds per wall-clock second (default {freshness.SPEED:g}; "
+        "1: live, five minutes)",
+    )
     args = parser.parse_args(argv)
     chosen = [b.upper() for b in args.only] or list(BENCHMARKS)
     unknown = [b for b in chosen if b not in BENCHMARKS]
@@ -72,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in chosen:
             print(f"\n{name} …", flush=True)
             t0 = time.monotonic()
-            options = RunOptions(args.quick, Path(tmp), args.profile)
+            options = RunOptions(args.quick, Path(tmp), args.profile, args.b3_speed)
             outcome = BENCHMARKS[name](settings, options)
             outcomes.append(outcome)
             print(report.table([outcome]), flush=True)

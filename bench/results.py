@@ -13,6 +13,7 @@ class RunOptions:
     quick: bool  # a short smoke run
     logs: Path  # the stages' logs and scratch files of this run
     profile: Path | None = None  # where py-spy profiles of the measured stage go, when asked
+    b3_speed: float | None = None  # B3's simulated seconds per wall-clock second (None: its own)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class KlineFrame(msgspec.Struct, rename="camel"):
     type: str
     event_time: int = 0
     sent_time: int = 0
+    snapshot: bool = False  # the state on subscribing: no latency sample, as on the page
 
 
 _decode = msgspec.json.Decoder(KlineFrame).decode
@@ -73,7 +74,7 @@ async def _listen(ws: ClientConnection, tally: Tally) -> None:
         async for raw in ws:
             now = time.time() * 1000
             frame = _decode(raw)
-            if frame.type == "kline" and tally.measuring:
+            if frame.type == "kline" and not frame.snapshot and tally.measuring:
                 tally.frames += 1
                 tally.since_event.append(now - frame.event_time)
                 tally.since_sent.append(now - frame.sent_time)

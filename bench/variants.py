@@ -1,0 +1,295 @@
+"""``python -m bench.variants insert|history|minute-job``: the hot paths the profiles point at,
+timed in parts and next to candidate changes, in this process on a scratch database. Nothing
+here changes the product; the figures size the proposals in BENCHMARKS.md.
+
+- insert: one inserter batch (5,000 klines of 1,000 symbols) phase by phase, as shipped, and
+  with the changes proposed (decimals kept as text, a larger batch, asynchronous commit).
+- history: one 720-candle page of /api/v1/klines as api.history builds it, and the same rows
+  selected as epoch milliseconds and numeric text, or as JSON built by PostgreSQL.
+- minute-job: one run of MinuteJob over two minutes of 1,000 symbols, phase by phase.
+- ws-deflate: B2 and B6 again with clients that do not offer permessage-deflate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import msgspec
+import psycopg
+
+from bench import klines as sim
+from bench.scratch import scratch_settings
+from cryptochart.kline import decode, encode
+from cryptochart.settings import Settings
+from ingest.inserter import staging_rows, write_batch
+from ingest.kline_sql import COPY_STAGING, CREATE_STAGING, STAGING_TYPES, UPSERT
+
+Conn = psycopg.Connection[tuple[object, ...]]
+BATCH = 5_000
+
+
+class Timer:
+    """Wall and this process's CPU seconds per named phase, summed over repeats."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        w, c = time.perf_counter(), time.process_time()
+        yield
+        self.wall.setdefault(name, []).append(time.perf_counter() - w)
+        self.cpu.setdefault(name, []).append(time.process_time() - c)
+
+    def lines(self, per: int, unit: str) -> list[str]:
+        """Median per phase, in millionths of a second divided by ``per``."""
+        out = []
+        for name, walls in self.wall.items():
+            wall = statistics.median(walls) * 1e6 / per
+            cpu = statistics.median(self.cpu[name]) * 1e6 / per
+            out.append(f"  {name:<52} {wall:9.2f} {unit} wall, {cpu:9.2f} in Python")
+        return out
+
+
+class TextKline(msgspec.Struct, array_like=True, gc=False):
+    """A Kafka value with the decimals left as the exchange's strings (validated as numbers by
+    PostgreSQL's numeric input instead)."""
+
+    symbol: str
+    open_time: int
+    close_time: int
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    quote_volume: str
+    trades: int
+    taker_buy_base_volume: str
+    taker_buy_quote_volume: str
+    closed: bool = True
+    event_time: int = 0
+
+
+_text_decode = msgspec.json.Decoder(TextKline).decode
+_TEXT_TYPES = tuple("text" if t == "numeric" else t for t in STAGING_TYPES)
+
+
+def _batch_shipped(conn: Conn, values: Sequence[bytes], timer: Timer, prefix: str) -> None:
+    with timer(f"{prefix}decode (msgspec → Kline, Decimal)"):
+        klines = [(i, decode(v)) for i, v in enumerate(values)]
+    with timer(f"{prefix}staging_rows"):
+        rows = staging_rows(klines)
+    _write(conn, rows, STAGING_TYPES, "FORMAT BINARY", timer, prefix)
+
+
+def _batch_text(conn: Conn, values: Sequence[bytes], timer: Timer, prefix: str) -> None:
+    with timer(f"{prefix}decode (decimals as str)"):
+        klines = [_text_decode(v) for v in values]
+    with timer(f"{prefix}rows"):
+        rows = [(i, *msgspec.structs.astuple(k)[:12]) for i, k in enumerate(klines)]
+    _write(conn, rows, _TEXT_TYPES, "FORMAT TEXT", timer, prefix)
+
+
+def _write(
+    conn: Conn,
+    rows: Sequence[tuple[object, ...]],
+    types: Sequence[str],
+    fmt: str,
+    timer: Timer,
+    prefix: str,
+) -> None:
+    # write_batch's statements, with the commit timed on its own
+    with conn.cursor() as cur:
+        cur.execute(CREATE_STAGING)
+        statement = COPY_STAGING.replace("(FORMAT BINARY)", f"({fmt})")
+        with (
+            timer(f"{prefix}COPY into staging ({fmt.split()[1].lower()})"),
+            cur.copy(statement) as copy,
+        ):
+            copy.set_types(types)
+            for row in rows:
+                copy.write_row(row)
+        with timer(f"{prefix}UPSERT + checkpoints"):
+            cur.execute(UPSERT)
+    with timer(f"{prefix}COMMIT"):
+        conn.commit()
+
+
+def _fresh(conn: Conn) -> None:
+    conn.execute("TRUNCATE kline_1s, ingest_checkpoint")
+    conn.commit()
+
+
+def study_insert(base: Settings) -> None:
+    names = sim.symbols(1_000)
+    klines = sim.history(names, 100)  # 100,000 klines: 20 batches
+    values = [encode(k) for k in klines]
+    batches = [values[i : i + BATCH] for i in range(0, len(values), BATCH)]
+    runs: list[tuple[str, Callable[[Conn, Sequence[bytes], Timer, str], None]]] = [
+        ("shipped", _batch_shipped),
+        ("decimals as text", _batch_text),
+    ]
+    with (
+        scratch_settings(base, "variants_insert", symbols=names) as settings,
+        psycopg.connect(settings.database_url) as conn,
+    ):
+        for label, batch_fn in runs:
+            for async_commit in (False, True):
+                _fresh(conn)
+                if async_commit:
+                    conn.execute("SET synchronous_commit = off")
+                timer = Timer()
+                started = time.perf_counter()
+                for batch in batches:
+                    batch_fn(conn, batch, timer, "")
+                elapsed = time.perf_counter() - started
+                conn.execute("SET synchronous_commit = on")
+                conn.commit()
+                mode = ", synchronous_commit off" if async_commit else ""
+                print(f"{label}{mode}: {len(values) / elapsed:,.0f} rows/s, per row:")
+                print("\n".join(timer.lines(BATCH, "µs/row")))
+        _fresh(conn)
+        size = 20_000
+        started = time.perf_counter()
+        for i in range(0, len(values), size):
+            write_batch(conn, staging_rows(enumerate(decode(v) for v in values[i : i + size])))
+        elapsed = time.perf_counter() - started
+        print(f"shipped write_batch, batches of {size:,}: {len(values) / elapsed:,.0f} rows/s")
+
+
+HISTORY_SQL = """
+SELECT (extract(epoch FROM open_time) * 1000)::bigint, open::text, high::text, low::text,
+       close::text, volume::text, (extract(epoch FROM close_time) * 1000)::bigint,
+       quote_volume::text, trades, taker_buy_base_volume::text, taker_buy_quote_volume::text, '0'
+FROM kline_1m WHERE symbol = %s AND open_time < %s ORDER BY open_time DESC LIMIT %s
+"""
+HISTORY_JSON_SQL = """
+SELECT coalesce(json_agg(json_build_array(o, op, hi, lo, cl, vo, c, qv, tr, tb, tq, '0')
+                         ORDER BY o), '[]')::text
+FROM (SELECT (extract(epoch FROM open_time) * 1000)::bigint AS o, open::text AS op,
+             high::text AS hi, low::text AS lo, close::text AS cl, volume::text AS vo,
+             (extract(epoch FROM close_time) * 1000)::bigint AS c, quote_volume::text AS qv,
+             trades AS tr, taker_buy_base_volume::text AS tb, taker_buy_quote_volume::text AS tq
+      FROM kline_1m WHERE symbol = %s AND open_time < %s ORDER BY open_time DESC LIMIT %s) page
+"""
+
+
+def study_history(base: Settings) -> None:
+    from datetime import UTC, datetime
+
+    from psycopg import AsyncConnection, IsolationLevel
+
+    from api import history
+    from api.intervals import INTERVALS
+    from bench.history_api import PAGE, fill_day
+
+    names = sim.symbols(1)
+    encoder = msgspec.json.Encoder()
+    with scratch_settings(base, "variants_history", symbols=names) as settings:
+        fill_day(settings, names)
+
+        async def measure() -> None:
+            conn = await AsyncConnection.connect(settings.database_url)
+            await conn.set_isolation_level(IsolationLevel.REPEATABLE_READ)
+            await conn.set_read_only(True)
+            end = datetime.now(UTC)
+            timer = Timer()
+            for _ in range(200):
+                with timer("shipped: history.klines + row() + JSON"):
+                    candles = await history.klines(
+                        conn, INTERVALS["1m"], names[0], None, None, PAGE
+                    )
+                    body = encoder.encode([c.row() for c in candles])
+                    await conn.commit()
+                with timer("epoch ms and numeric::text in SQL + JSON"):
+                    cur = await conn.execute(HISTORY_SQL, (names[0], end, PAGE))
+                    text_rows = await cur.fetchall()
+                    body2 = encoder.encode(text_rows[::-1])
+                    await conn.commit()
+                with timer("JSON built by PostgreSQL, passed through"):
+                    cur = await conn.execute(HISTORY_JSON_SQL, (names[0], end, PAGE))
+                    row = await cur.fetchone()
+                    body3 = str(row[0] if row else "[]").encode()
+                    await conn.commit()
+            await conn.close()
+            print(
+                f"one page of {PAGE} candles ({len(body):,} / {len(body2):,} / "
+                f"{len(body3):,} bytes):"
+            )
+            print("\n".join(timer.lines(1, "µs/page")))
+
+        asyncio.run(measure())
+
+
+def study_minute_job(base: Settings) -> None:
+    from ingest.aggregator import MinuteJob, levels
+
+    names = sim.symbols(1_000)
+    minute = (int(time.time()) // 60 - 3) * 60_000
+    klines = sim.history(names, 120, start_ms=minute)
+    with (
+        scratch_settings(base, "variants_minute", symbols=names) as settings,
+        psycopg.connect(settings.database_url) as conn,
+    ):
+        for i in range(0, len(klines), BATCH):
+            write_batch(conn, staging_rows(enumerate(klines[i : i + BATCH])))
+        conn.autocommit = True
+        job = MinuteJob(settings)
+        timer = Timer()
+        with timer("plan (watermark, pending checkpoints)"):
+            plan = job._plan(conn)
+        with conn.transaction():
+            for level in levels(conn):
+                aligned = [w.widened(level.bucket) for w in plan.windows]
+                with timer(f"kline_rollup {level.name} ({len(aligned)} windows)"):
+                    conn.execute(
+                        "SELECT kline_rollup(%s, %s, %s, %s)",
+                        (
+                            level.name,
+                            [w.symbol for w in aligned],
+                            [w.start for w in aligned],
+                            [w.end for w in aligned],
+                        ),
+                    )
+            with timer(f"mark ({len(plan.pending)} checkpoint UPDATEs, one round trip each)"):
+                job._mark(conn, plan)
+            timer_commit = time.perf_counter()
+        print(f"COMMIT {1000 * (time.perf_counter() - timer_commit):.1f} ms")
+        print(f"one minute-job run over {len(plan.windows)} windows (2 minutes x 1,000 symbols):")
+        print("\n".join(timer.lines(1_000, "ms")))
+
+
+def study_ws_deflate(base: Settings) -> None:
+    """B2 and B6 with clients that do not offer permessage-deflate (the API then sends plain)."""
+    import tempfile
+    from pathlib import Path
+
+    from bench import live_api, report
+    from bench.results import RunOptions
+
+    with tempfile.TemporaryDirectory(prefix="cryptochart-bench-") as tmp:
+        outcomes = live_api.run_both(base, RunOptions(False, Path(tmp)), deflate=False)
+    print(report.table(outcomes))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.variants", description=__doc__)
+    parser.add_argument("study", choices=["insert", "history", "minute-job", "ws-deflate"])
+    args = parser.parse_args()
+    base = Settings.from_env()
+    {"insert": study_insert, "history": study_history, "minute-job": study_minute_job}[args.study](
+        base
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
