@@ -127,7 +127,8 @@ def test_page_loads_draws_the_chart_and_lists_the_symbols(chart_page: BrowserPag
         """() => {
           const s = window.__cryptochart;
           const price = document.querySelector('[data-testid="current-price"]').textContent;
-          return s.lastBar.close === Number(s.lastPrice.BTCUSDT) && Number(price) === Number(s.lastPrice.BTCUSDT);
+          const last = Number(s.lastPrice.BTCUSDT);
+          return s.lastBar.close === last && Number(price) === last;
         }"""
     )
     expect(page.get_by_test_id("latency")).to_have_text(re.compile(r"p50\s+\d+\s+ms"))
