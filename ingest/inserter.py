@@ -25,13 +25,24 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from cryptochart.kline import Kline, decode, row
+from cryptochart.kline import InvalidKline, Kline, decode, row, validate
 from cryptochart.settings import Settings
 from ingest.kline_sql import COPY_STAGING, CREATE_STAGING, STAGING_TYPES, UPSERT
 
 log = logging.getLogger(__name__)
 
 Row = tuple[object, ...]
+
+# The database is away or refuses for now (down, disk full, permissions, schema being changed):
+# wait and try the same batch again.
+RETRYABLE = (
+    psycopg.OperationalError,
+    psycopg.errors.InsufficientPrivilege,
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.ReadOnlySqlTransaction,
+)
+# A value the table can never take: only the rows carrying it are set aside.
+UNWRITABLE = (psycopg.DataError, psycopg.IntegrityError, OverflowError)
 
 
 def staging_rows(klines: Iterable[tuple[int, Kline]]) -> list[Row]:
@@ -119,7 +130,7 @@ class KlineInserter:
         )
         klines = self._decode(messages)
         if klines:
-            self._write_until_done(staging_rows(klines))
+            self._write_until_done(staging_rows(klines), messages)
         if messages:
             self._commit_until_done()
         self.counts["batches"] += bool(messages)
@@ -141,9 +152,12 @@ class KlineInserter:
                     log.warning("kafka: %s", err)
                 continue
             try:
-                kline = decode(msg.value() or b"")
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                self._dead_letter(msg, exc)
+                kline = validate(decode(msg.value() or b""))
+            except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
+                self._dead_letter(msg, "undecodable", exc)
+                continue
+            except InvalidKline as exc:
+                self._dead_letter(msg, exc.kind, exc)
                 continue
             if kline.closed:
                 klines.append((seq, kline))
@@ -151,43 +165,62 @@ class KlineInserter:
                 self.counts["in_progress_skipped"] += 1
         return klines
 
-    def _dead_letter(self, msg: Message, exc: Exception) -> None:
-        self.counts["undecodable"] += 1
-        if self.counts["undecodable"] == 1:
+    def _dead_letter(self, msg: Message, kind: str, exc: BaseException) -> None:
+        """Set aside a message that can never be stored, with why; logged once per kind."""
+        self.counts["dead_letters"] += 1
+        self.counts[f"dead_letter_{kind}"] += 1
+        if self.counts[f"dead_letter_{kind}"] == 1:
             log.error(
-                "undecodable message in %s (sent to %s): %s",
+                "%s message in %s sent to %s: %s",
+                kind,
                 msg.topic(),
                 self.settings.dead_letter_topic,
-                exc,
+                " ".join(str(exc).split())[:300],
             )
         self._dead_letters.produce(
             self.settings.dead_letter_topic,
             value=msg.value(),
             key=msg.key(),
-            headers=[("kind", b"undecodable"), ("detail", str(exc).encode()[:1000])],
+            headers=[("kind", kind.encode()), ("detail", str(exc).encode()[:1000])],
         )
         self._dead_letters.poll(0)
 
-    def _write_until_done(self, rows: list[Row]) -> None:
+    def _write_until_done(self, rows: list[Row], messages: list[Message]) -> None:
+        """Write the batch, retrying while the database is away or refuses; rows it can never
+        take (bad values) are found by halving the batch and go to the dead-letter topic."""
         backoff = Backoff()
         while True:
             try:
-                write_batch(self._connection(), rows)
-                self.counts["rows"] += len(rows)
+                self._write_isolating(rows, messages)
                 if backoff.attempt:
                     log.info("database is back; batch of %d written", len(rows))
                 return
-            except psycopg.OperationalError as exc:
-                self._drop_connection()
+            except RETRYABLE as exc:
+                if isinstance(exc, psycopg.OperationalError):
+                    self._drop_connection()
                 if backoff.attempt == 0:
                     log.error(
-                        "database unavailable, retrying with backoff: %s",
+                        "database unavailable or refusing, retrying with backoff: %s",
                         " ".join(str(exc).split()),
                     )
             if self.stop.is_set():
                 raise SystemExit("stopped while the database was unavailable; batch not committed")
             self.counts["db_retries"] += 1
             backoff.wait(self.stop)
+
+    def _write_isolating(self, rows: list[Row], messages: list[Message]) -> None:
+        try:
+            write_batch(self._connection(), rows)
+            self.counts["rows"] += len(rows)
+        except UNWRITABLE as exc:
+            if len(rows) == 1:
+                seq = rows[0][0]
+                assert isinstance(seq, int)
+                self._dead_letter(messages[seq], "unwritable", exc)
+                return
+            half = len(rows) // 2
+            self._write_isolating(rows[:half], messages)
+            self._write_isolating(rows[half:], messages)
 
     def _commit_until_done(self) -> None:
         backoff = Backoff(cap=5.0)

@@ -128,6 +128,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CRYPTOCHART_INSERTER_GROUP": settings.inserter_group,
         "CRYPTOCHART_INSERTER_INSTANCE_ID": settings.inserter_instance_id,
         "CRYPTOCHART_RETENTION_1S": settings.retention_1s,
+        "CRYPTOCHART_RETENTION_AGGREGATES": settings.retention_aggregates,
         "CRYPTOCHART_SYMBOLS": ",".join(settings.symbols),
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import signal
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from cryptochart.settings import Settings
 from cryptochart.topics import ensure_topics
 from ingest.aggregator import MinuteJob
+from tests.conftest import migrated
 from tests.pipeline import (
     DATA,
     as_candle,
@@ -33,9 +35,20 @@ FIRST_180 = "BTCUSDT-1s-2024-03-01.part01.first180rows.csv"
 
 
 @pytest.fixture(scope="module")
-def history(settings: Settings) -> Settings:
-    """Settings whose retention keeps 2024 data, so real dumps are aggregated."""
-    return replace(settings, retention_1s="100 years")
+def history(settings: Settings, database_factory: Callable[[str], str]) -> Settings:
+    """A database and topics of this module whose retention keeps 2024 data, so real dumps are
+    aggregated and the minute job's upkeep keeps them."""
+    url = database_factory("history")
+    ours = replace(
+        settings,
+        database_url=url,
+        klines_topic=settings.klines_topic + ".history",
+        retention_1s="100 years",
+        retention_aggregates="100 years",
+    )
+    migrated(ours, url)
+    ensure_topics(ours)
+    return ours
 
 
 def aggregate(settings: Settings) -> None:

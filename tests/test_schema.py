@@ -47,9 +47,15 @@ def test_migrations_apply_twice(
         second = migrate(conn, "7 days", "400 days")
         recorded = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
     assert first.flavour == "postgres"
-    assert first.applied == ["0001_core", "0002_kline_1s", "0003_aggregates", "0004_grants"]
+    assert first.applied == [
+        "0001_core",
+        "0002_kline_1s",
+        "0003_aggregates",
+        "0004_grants",
+        "0005_no_temporary_for_readers",
+    ]
     assert second.applied == []
-    assert recorded == (4,)
+    assert recorded == (5,)
 
 
 def test_documented_columns(db: Conn) -> None:

@@ -81,7 +81,13 @@ def test_migrations_build_the_timescaledb_flavour(
 ) -> None:
     first, second = migrations
     assert first.flavour == "timescaledb"
-    assert first.applied == ["0001_core", "0002_kline_1s", "0003_aggregates", "0004_grants"]
+    assert first.applied == [
+        "0001_core",
+        "0002_kline_1s",
+        "0003_aggregates",
+        "0004_grants",
+        "0005_no_temporary_for_readers",
+    ]
     assert second.flavour == "timescaledb"
     assert second.applied == []
     with connect(url) as conn:

@@ -183,6 +183,8 @@ def _decode(decoder: msgspec.json.Decoder[_T], raw: bytes | str) -> _T:
         raise InvalidKline(_validation_kind(exc), str(exc)) from None
     except msgspec.DecodeError as exc:
         raise InvalidKline("not_json", str(exc)) from None
+    except RecursionError:  # msgspec's answer to absurdly deep nesting
+        raise InvalidKline("not_json", "nested too deeply") from None
 
 
 def _validation_kind(error: msgspec.ValidationError) -> str:
