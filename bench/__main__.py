@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -38,6 +39,12 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 
 
+def _stop(signum: int, frame: object) -> None:
+    # SIGTERM (and SIGINT, which a background job ignores) unwind like Ctrl-C, so every
+    # benchmark stops its stages and drops its database and topics.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("only", nargs="*", metavar="B", help=f"a subset of {', '.join(BENCHMARKS)}")
@@ -66,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [b for b in chosen if b not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     settings = Settings.from_env()
     described = [
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "

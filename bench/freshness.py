@@ -71,9 +71,12 @@ Seen = dict[tuple[str, int], int]  # (symbol, minute open ms) -> wall-clock ms f
 
 def watch(settings: Settings, seconds: float, poll: float = 0.05) -> tuple[Seen, Seen]:
     """First wall-clock time (ms) each (symbol, minute) was final in kline_1m, and each symbol's
-    last second of a minute was in kline_1s."""
+    last second of a minute was in kline_1s. The latter is read from the checkpoints, which the
+    inserter widens in the same transaction as its rows: a scan of kline_1s every 50 ms would
+    load the database it measures."""
     final_1m: Seen = {}
     last_1s: Seen = {}
+    newest: dict[str, int] = {}  # symbol -> newest second it has in kline_1s
     since = datetime.fromtimestamp(0, UTC)
     deadline = time.monotonic() + seconds
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
@@ -84,16 +87,21 @@ def watch(settings: Settings, seconds: float, poll: float = 0.05) -> tuple[Seen,
                 (since,),
             ):
                 final_1m.setdefault((str(symbol), _ms(open_time)), now)
-            for symbol, open_time in conn.execute(
-                """SELECT symbol, open_time FROM kline_1s WHERE open_time >= %s
-                   AND extract(second FROM open_time) = 59""",
-                (since,),
+            for symbol, last in conn.execute(
+                """SELECT symbol, max(last_open_time) FROM ingest_checkpoint
+                   WHERE updated_at > now() - interval '1 minute' GROUP BY symbol"""
             ):
-                minute = _ms(open_time) - 59_000
-                last_1s.setdefault((str(symbol), minute), now)
+                name, last_ms = str(symbol), _ms(last)
+                # every minute whose 59th second this symbol has now written
+                minute = (newest.get(name, last_ms - MINUTE_MS) // MINUTE_MS) * MINUTE_MS
+                while minute + 59_000 <= last_ms:
+                    if minute + 59_000 > newest.get(name, -1):
+                        last_1s.setdefault((name, minute), now)
+                    minute += MINUTE_MS
+                newest[name] = max(newest.get(name, -1), last_ms)
             if final_1m:
-                newest = max(m for _, m in final_1m)
-                since = datetime.fromtimestamp((newest - MINUTE_MS) / 1000, UTC)
+                newest_final = max(m for _, m in final_1m)
+                since = datetime.fromtimestamp((newest_final - MINUTE_MS) / 1000, UTC)
             time.sleep(poll)
     return final_1m, last_1s
 

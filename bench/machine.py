@@ -13,7 +13,7 @@ from pathlib import Path
 import confluent_kafka
 import psycopg
 
-from cryptochart.settings import Settings
+from cryptochart.settings import ROOT, Settings
 
 PACKAGES = ("psycopg", "confluent-kafka", "litestar", "uvicorn", "websockets", "msgspec")
 
@@ -63,6 +63,17 @@ def _wrk() -> str:
     return " ".join(first[0].split()[:2]) if first else "wrk"
 
 
+def _tree() -> str:
+    """The commit measured, and whether the work tree differs from it (others edit it live)."""
+    run = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return run.stdout.strip() or "unknown"
+
+
 def describe(settings: Settings) -> list[str]:
     """Lines describing the machine and software, for the top of the output."""
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in PACKAGES)
@@ -71,5 +82,5 @@ def describe(settings: Settings) -> list[str]:
         f"RAM: {_ram_gib():.1f} GiB; {_os()}, Linux {platform.release()}",
         f"Python {platform.python_version()}; {versions}",
         f"{_postgres(settings)}; {_kafka(settings)}; {_wrk()}",
-        f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        f"code: {_tree()}; load average at start: " + " ".join(f"{x:.2f}" for x in os.getloadavg()),
     ]
