@@ -56,8 +56,9 @@ class InvalidKline(ValueError):
 
 def validate(kline: Kline) -> Kline:
     """Return ``kline`` if it is consistent, else raise InvalidKline."""
-    if not (kline.symbol.isascii() and kline.symbol.isalnum() and 0 < len(kline.symbol) <= 20):
-        raise InvalidKline("bad_symbol", f"symbol {kline.symbol!r} is not 1-20 letters and digits")
+    symbol = kline.symbol
+    if not (symbol.isascii() and symbol.isalnum() and symbol.isupper() and len(symbol) <= 20):
+        raise InvalidKline("bad_symbol", f"symbol {symbol[:40]!r} is not 1-20 capitals and digits")
     prices = (kline.open, kline.high, kline.low, kline.close)
     if any(not p.is_finite() or p <= 0 for p in prices):
         raise InvalidKline("bad_price", f"{kline.symbol} prices must be positive: {prices}")

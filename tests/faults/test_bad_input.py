@@ -92,11 +92,6 @@ def test_10000_fuzzed_stream_messages(scenario: Scenario, stages: Stages, tmp_pa
     run_stream_fuzz(scenario, stages, tmp_path, 10_000, "FUZL")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest/sources/binance_format.py _decode: msgspec raises RecursionError (not a "
-    "DecodeError) for JSON nested ~1000 deep; it escapes parse_stream_message and ends the source",
-)
 def test_deeply_nested_message_is_a_dead_letter(
     scenario: Scenario, stages: Stages, tmp_path: Path
 ) -> None:
@@ -118,12 +113,6 @@ def test_deeply_nested_message_is_a_dead_letter(
 ODD_SYMBOLS = ("", "A B", "A\x00B", "X" * 5000, "btcusdt", "ÄÖÜUSDT", "BTC/USDT", "BTC\nUSDT")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest/sources/binance_format.py accepts any string as a symbol when the source has "
-    "no subscribed set (replay); 'A\\x00B' then crash-loops the inserter (COPY: invalid byte "
-    "0x00), the others are stored where the API can never serve them",
-)
 def test_odd_symbols_are_dead_letters(scenario: Scenario, stages: Stages, tmp_path: Path) -> None:
     names = ("ODDS0USDT",)
     settings = scenario(symbols=names)
@@ -203,12 +192,6 @@ def poison(kline: Kline) -> list[Kline]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest/inserter.py neither validates decoded klines nor isolates a batch it cannot "
-    "write: a DataError/OverflowError ends the process and, offsets uncommitted, every restart "
-    "meets the same message (the partition is stuck); NaN/Infinity/high<low are stored",
-)
 def test_poison_klines_on_the_topic_are_dead_letters(scenario: Scenario, stages: Stages) -> None:
     names = ("POIS0USDT", "POIS1USDT")
     settings = scenario(symbols=names)

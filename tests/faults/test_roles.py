@@ -169,11 +169,6 @@ def test_role_is_refused_everything_else(owner: Conn, role: str) -> None:
     assert owner.execute("SELECT count(*) FROM kline_1s").fetchone() == (120,)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="db/migrations/0004_grants.sql leaves PostgreSQL's default TEMPORARY on the database "
-    "to PUBLIC: the read-only roles can CREATE TEMP TABLE / pg_temp functions (DDL and writes)",
-)
 @pytest.mark.parametrize("role", READERS)
 def test_role_cannot_create_temporary_objects(owner: Conn, role: str) -> None:
     with connect_as(owner, role) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):

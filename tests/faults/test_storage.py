@@ -85,11 +85,6 @@ def test_revoked_insert_loses_nothing(scenario: Scenario, stages: Stages) -> Non
     assert inserter.stop() == 0, inserter.tail()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest/inserter.py retries only psycopg.OperationalError: InsufficientPrivilege "
-    "(a ProgrammingError) ends `cryptochart insert` with exit 1 instead of retrying",
-)
 def test_inserter_retries_through_revoked_insert(scenario: Scenario, stages: Stages) -> None:
     """The same fault without any restart: the one inserter process rides it out."""
     settings = scenario(symbols=("PERMR0USDT", "PERMR1USDT"))
