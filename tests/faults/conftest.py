@@ -25,7 +25,7 @@ from cryptochart.services.postgres import LocalPostgres
 from cryptochart.settings import Settings
 from cryptochart.topics import ensure_topics
 from tests.conftest import migrated, with_dbname
-from tests.faults.harness import Stages, free_port
+from tests.faults.stages import Stages, free_port
 
 Scenario = Callable[..., Settings]
 

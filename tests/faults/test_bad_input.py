@@ -19,19 +19,12 @@ from cryptochart.kline import Kline, encode
 from cryptochart.settings import Settings
 from tests.fakes.binance import combined_stream_message
 from tests.faults.conftest import Scenario
+from tests.faults.expected import by_key, past_start, sim_klines
 from tests.faults.fuzz import Corpus, stream_corpus
-from tests.faults.harness import (
-    Stage,
-    Stages,
-    assert_landed_exactly,
-    by_key,
-    matches,
-    past_start,
-    poll_until,
-    read_topic,
-    sim_klines,
-    while_alive,
-)
+from tests.faults.stages import Stage, Stages, while_alive
+from tests.faults.stored import assert_landed_exactly, matches
+from tests.faults.topics import read_topic
+from tests.faults.waiting import poll_until
 
 
 def replay(stages: Stages, settings: Settings, tmp_path: Path, lines: list[bytes]) -> Stage:

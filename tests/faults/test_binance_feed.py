@@ -20,20 +20,11 @@ from cryptochart.kline import Kline
 from cryptochart.settings import Settings
 from tests.fakes.market import kline_at
 from tests.faults.conftest import Scenario
-from tests.faults.harness import (
-    SECOND_MS,
-    Stage,
-    Stages,
-    assert_landed_exactly,
-    candles,
-    exceeds,
-    final_minutes,
-    first_second,
-    free_port,
-    matches_where,
-    poll_until,
-    settings_env,
-)
+from tests.faults.expected import SECOND_MS, by_key, candles, final_minutes, unique_klines
+from tests.faults.stages import Stage, Stages, free_port, settings_env
+from tests.faults.stored import assert_landed_exactly, first_second, matches, matches_where
+from tests.faults.topics import closed_klines_in
+from tests.faults.waiting import exceeds, poll_until
 
 SEED = 5
 SPEED = 4.0  # exchange seconds per wall-clock second
@@ -151,13 +142,16 @@ def run_drops(
 
     stats = exchange.stats()
     assert stats["connections_dropped"] >= drops and stats["server_shutdowns_sent"] >= 1, stats
-    count = assert_every_second_stored(url, names)
+    count = assert_every_second_stored(settings)
     print(f"\nbinance: {drops} drops and a serverShutdown, {count} klines, 0 missing")
 
 
-def assert_every_second_stored(url: str, names: tuple[str, ...]) -> int:
-    """kline_1s holds every second between each symbol's first and last, each the exchange's
-    kline, and kline_1m their aggregation; returns how many klines that is."""
+def assert_every_second_stored(settings: Settings) -> int:
+    """kline_1s holds what Kafka holds: every second between each symbol's first and last, each
+    the exchange's kline, and kline_1m their aggregation; returns how many klines that is."""
+    url, names = settings.database_url, settings.symbols
+    produced = unique_klines(closed_klines_in(settings.kafka_bootstrap, settings.klines_topic))
+    poll_until(matches(url, "kline_1s", by_key(produced)), 60, "kline_1s = what Kafka holds")
     spans = stored_spans(url, names)
     assert spans.keys() == set(names)
     expected = exchange_klines(spans)
@@ -204,7 +198,7 @@ def run_producer_kills(
         after = exchange.now_ms() + 3 * SECOND_MS
         poll_until(exceeds(newest, after), 30, f"kline_1s past {after}")
     assert producer.stop() == 0, producer.tail()
-    count = assert_every_second_stored(url, names)
+    count = assert_every_second_stored(settings)
     print(f"\nbinance: producer killed {kills} times, {count} klines, 0 missing")
 
 

@@ -13,25 +13,24 @@ import pytest
 
 from cryptochart.settings import Settings
 from tests.faults.conftest import Scenario
-from tests.faults.harness import (
-    Stage,
-    Stages,
-    aggregated_checkpoints,
-    any_of,
-    assert_landed_exactly,
+from tests.faults.expected import (
     by_key,
     candles,
-    closed_klines_in,
-    count_rows,
-    exceeds,
     final_minutes,
-    matches,
-    matches_where,
     past_start,
-    poll_until,
     sim_klines,
     unique_klines,
 )
+from tests.faults.stages import Stage, Stages
+from tests.faults.stored import (
+    aggregated_checkpoints,
+    assert_landed_exactly,
+    count_rows,
+    matches,
+    matches_where,
+)
+from tests.faults.topics import closed_klines_in
+from tests.faults.waiting import any_of, exceeds, poll_until
 
 
 @dataclass(frozen=True)

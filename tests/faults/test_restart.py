@@ -17,20 +17,16 @@ import pytest
 
 from cryptochart.settings import Settings
 from tests.faults.conftest import PrivateServices, Scenario
-from tests.faults.harness import (
-    SECOND_MS,
-    Stages,
+from tests.faults.expected import SECOND_MS, candles, final_minutes, live_sim_klines
+from tests.faults.stages import Stages
+from tests.faults.stored import (
     assert_landed_exactly,
-    candles,
     count_rows,
     covered,
-    exceeds,
-    final_minutes,
     first_second,
-    live_sim_klines,
     matches_where,
-    poll_until,
 )
+from tests.faults.waiting import exceeds, poll_until
 
 CATCH_UP = 10.0  # seconds after a service returns by which the inserter must have caught up
 

@@ -16,7 +16,7 @@ from ingest.aggregator import MinuteJob
 from ingest.inserter import staging_rows, write_batch
 from tests.conftest import with_dbname
 from tests.faults.conftest import Scenario
-from tests.faults.harness import past_start, sim_klines
+from tests.faults.expected import past_start, sim_klines
 
 DOCUMENTED = {"kline_1s", "kline_1m", "kline_5m", "kline_15m", "kline_1h", "kline_1d"}
 READERS = ("cryptochart_analyst", "cryptochart_api")

@@ -22,18 +22,10 @@ from psycopg import sql
 from cryptochart.settings import Settings
 from tests.conftest import with_dbname
 from tests.faults.conftest import PrivateServices, Scenario
-from tests.faults.harness import (
-    SECOND_MS,
-    Stages,
-    assert_landed_exactly,
-    backfill,
-    by_key,
-    log_shows,
-    matches,
-    past_start,
-    poll_until,
-    while_alive,
-)
+from tests.faults.expected import SECOND_MS, by_key, past_start
+from tests.faults.stages import Stages, backfill, log_shows, while_alive
+from tests.faults.stored import assert_landed_exactly, matches
+from tests.faults.waiting import poll_until
 
 
 def app_role(settings: Settings) -> Settings:
