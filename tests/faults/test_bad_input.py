@@ -36,6 +36,17 @@ def replay(stages: Stages, settings: Settings, tmp_path: Path, lines: list[bytes
     return stage
 
 
+def dead_letters(settings: Settings, count: int) -> list[tuple[bytes, dict[str, bytes]]]:
+    """The dead-letter topic once it holds ``count`` messages; fails if it holds more."""
+    topic = settings.dead_letter_topic
+    poll_until(
+        lambda: len(read_topic(settings.kafka_bootstrap, topic)) >= count, 30, "the dead letters"
+    )
+    letters = read_topic(settings.kafka_bootstrap, topic)
+    assert len(letters) == count, [v[:60] for v, _ in letters]
+    return letters
+
+
 def run_stream_fuzz(
     scenario: Scenario, stages: Stages, tmp_path: Path, size: int, prefix: str
 ) -> None:
@@ -116,13 +127,15 @@ def test_odd_symbols_are_dead_letters(scenario: Scenario, stages: Stages, tmp_pa
     lines += [*odd_lines, *(combined_stream_message(k).encode() for k in klines[10:])]
     inserter = stages.cli("inserter", settings, "insert")
     producer = replay(stages, settings, tmp_path, lines)
-    assert producer.counts().get("rejected", 0) == len(odd_lines)
+    assert producer.counts().get("rejected_bad_symbol", 0) == len(odd_lines)
+    letters = dead_letters(settings, len(odd_lines))
+    assert Counter(v for v, _ in letters) == Counter(line.strip() for line in odd_lines)
     poll_until(
         while_alive(inserter, matches(settings.database_url, "kline_1s", by_key(klines))),
         30,
         "the klines",
     )
-    assert inserter.stop() == 0
+    assert inserter.stop() == 0, inserter.tail()
 
 
 # --- Bad messages on the klines topic itself ---------------------------------------------------
@@ -160,12 +173,7 @@ def test_undecodable_topic_messages_are_dead_letters(scenario: Scenario, stages:
         30,
         "the valid klines",
     )
-    poll_until(
-        lambda: len(read_topic(settings.kafka_bootstrap, settings.dead_letter_topic)) >= len(junk),
-        30,
-        "the dead letters",
-    )
-    letters = read_topic(settings.kafka_bootstrap, settings.dead_letter_topic)
+    letters = dead_letters(settings, len(junk))
     assert Counter(v for v, _ in letters) == Counter(junk)
     assert all(h.get("kind") == b"undecodable" and h.get("detail") for _, h in letters)
     assert "undecodable message" in inserter.log()
@@ -199,12 +207,12 @@ def test_poison_klines_on_the_topic_are_dead_letters(scenario: Scenario, stages:
         30,
         "the valid klines, with the inserter alive",
     )
-    poll_until(
-        lambda: len(read_topic(settings.kafka_bootstrap, settings.dead_letter_topic)) >= len(bad),
-        30,
-        "the poison klines as dead letters",
-    )
-    assert inserter.stop() == 0
+    letters = dead_letters(settings, len(bad))
+    assert Counter(v for v, _ in letters) == Counter(encode(k) for k in bad)
+    kinds = Counter(h["kind"].decode() for _, h in letters)
+    assert kinds["unwritable"] == 2, kinds  # the out-of-range time and trade count
+    assert all(h.get("detail") for _, h in letters)
+    assert inserter.stop() == 0, inserter.tail()
 
 
 def test_fuzz_corpus_is_json_lines() -> None:
