@@ -22,6 +22,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         ws_ping_interval=config.ws_ping_interval,
         ws_ping_timeout=config.ws_ping_timeout,
         ws_max_size=max(65_536, 16 * config.ws_max_frame_bytes),
+        # Frames are ~250 bytes: compressing them costs more CPU and memory than it saves.
+        ws_per_message_deflate=False,
         log_level=args.log_level,
         proxy_headers=args.proxy_headers,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import os
 import socket
@@ -119,7 +120,10 @@ class KlineFeed:
     def _consume(self, consumer: Consumer) -> None:
         next_probe = next_lag = time.monotonic()
         while not self._stopping.is_set():
-            messages = consumer.consume(num_messages=BATCH, timeout=POLL_SECONDS)
+            # Block only for the first message, then take what is already fetched: waiting for
+            # a full batch would hold a burst's first klines back by up to POLL_SECONDS.
+            first = consumer.poll(POLL_SECONDS)
+            messages = [] if first is None else [first, *consumer.consume(BATCH - 1, timeout=0)]
             batch = [d for d in map(self._delivery, messages) if d is not None]
             if batch:
                 self.reachable = True
@@ -168,7 +172,7 @@ class KlineFeed:
         headers = dict(message.headers() or ())
         raw = headers.get("source")
         source = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else None
-        KAFKA_MESSAGES.labels(source=source if source in SOURCES else "other").inc()
+        _counter(source if source in SOURCES else "other").inc()
         return Delivery(kline, source, message.timestamp()[1])
 
     def _lag(self, consumer: Consumer) -> int:
@@ -179,3 +183,9 @@ class KlineFeed:
             if high >= 0:
                 lag += max(0, high - offset)
         return lag
+
+
+@functools.cache
+def _counter(source: str) -> Any:
+    """The labelled child of the messages counter (looking it up per message is costly)."""
+    return KAFKA_MESSAGES.labels(source=source)
