@@ -154,22 +154,26 @@ class MinuteJob:
                 )
 
     def _mark(self, conn: Conn, plan: Plan) -> None:
-        for p in plan.pending:
-            unchanged = (p.id, p.first_open_time, p.last_open_time, p.rows)
-            if p.last_open_time < plan.cut:
-                conn.execute(
-                    """UPDATE ingest_checkpoint SET aggregated_at = now()
-                       WHERE id = %s AND first_open_time = %s AND last_open_time = %s
-                         AND rows = %s""",
-                    unchanged,
-                )
-            else:  # the rest of this range is not final yet: keep it pending from the cut on
-                conn.execute(
-                    """UPDATE ingest_checkpoint SET first_open_time = %s
-                       WHERE id = %s AND first_open_time = %s AND last_open_time = %s
-                         AND rows = %s""",
-                    (plan.cut, *unchanged),
-                )
+        """Done where the whole range was final; else pending from the cut on. Either only if
+        the inserter has not widened the checkpoint since it was read."""
+        pending = plan.pending
+        conn.execute(
+            """UPDATE ingest_checkpoint c
+               SET aggregated_at = CASE WHEN c.last_open_time < %(cut)s THEN now() END,
+                   first_open_time = CASE WHEN c.last_open_time < %(cut)s
+                                          THEN c.first_open_time ELSE %(cut)s END
+               FROM unnest(%(ids)s::bigint[], %(firsts)s::timestamptz[],
+                           %(lasts)s::timestamptz[], %(rows)s::bigint[]) AS r(id, f, l, n)
+               WHERE c.id = r.id AND c.first_open_time = r.f AND c.last_open_time = r.l
+                 AND c.rows = r.n""",
+            {
+                "cut": plan.cut,
+                "ids": [p.id for p in pending],
+                "firsts": [p.first_open_time for p in pending],
+                "lasts": [p.last_open_time for p in pending],
+                "rows": [p.rows for p in pending],
+            },
+        )
 
     def _upkeep(self, conn: Conn) -> None:
         if schema_flavour(conn) == "postgres":
