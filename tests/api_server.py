@@ -27,6 +27,7 @@ from api.config import ApiConfig
 from api.history import to_datetime
 from cryptochart.kline import Kline, encode
 from cryptochart.settings import Settings
+from tests.pipeline import stored_row
 
 Conn = psycopg.Connection[tuple[object, ...]]
 Frame = dict[str, Any]
@@ -134,23 +135,7 @@ def insert_seconds(db: Conn, klines: list[Kline]) -> None:
     with db.cursor() as cur:
         cur.executemany(
             "INSERT INTO kline_1s VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                (
-                    k.symbol,
-                    to_datetime(k.open_time),
-                    to_datetime(k.close_time),
-                    k.open,
-                    k.high,
-                    k.low,
-                    k.close,
-                    k.volume,
-                    k.quote_volume,
-                    k.trades,
-                    k.taker_buy_base_volume,
-                    k.taker_buy_quote_volume,
-                )
-                for k in klines
-            ],
+            [stored_row(k) for k in klines],
         )
 
 

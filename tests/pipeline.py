@@ -12,12 +12,13 @@ import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 
-from cryptochart.kline import Kline, candle
+from cryptochart.kline import Kline, candle, row
 from cryptochart.settings import Settings
 from ingest.inserter import KlineInserter
 from ingest.producer import KlineProducer
@@ -93,6 +94,17 @@ def candles(settings: Settings, relation: str, symbol: str) -> list[tuple[object
                 FROM {relation} WHERE symbol = %s ORDER BY open_time""",
             (symbol,),
         ).fetchall()
+
+
+def as_time(ms: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+
+
+def stored_row(k: Kline) -> tuple[object, ...]:
+    """A kline as a kline_1s row (times as timestamptz values), in column order."""
+    symbol, open_time, close_time, *rest = row(k)
+    assert isinstance(open_time, int) and isinstance(close_time, int)
+    return (symbol, as_time(open_time), as_time(close_time), *rest)
 
 
 def as_candle(k: Kline) -> tuple[object, ...]:

@@ -20,6 +20,7 @@ from tests.conftest import migrated
 from tests.pipeline import (
     DATA,
     as_candle,
+    as_time,
     candles,
     count_rows,
     produce,
@@ -27,6 +28,7 @@ from tests.pipeline import (
     renamed,
     running_inserter,
     spawn,
+    stored_row,
     wait_for,
     wait_rows,
 )
@@ -170,24 +172,8 @@ def test_real_1m_rolls_up_to_binance_15m_and_1h(settings: Settings) -> None:
                 "FROM STDIN"
             ) as copy:
                 for k in minutes:
-                    copy.write_row(
-                        (
-                            k.symbol,
-                            _ts(k.open_time),
-                            _ts(k.close_time),
-                            k.open,
-                            k.high,
-                            k.low,
-                            k.close,
-                            k.volume,
-                            k.quote_volume,
-                            k.trades,
-                            k.taker_buy_base_volume,
-                            k.taker_buy_quote_volume,
-                            60,
-                        )
-                    )
-            start, end = _ts(minutes[0].open_time), _ts(minutes[-1].close_time + 1)
+                    copy.write_row((*stored_row(k), 60))
+            start, end = as_time(minutes[0].open_time), as_time(minutes[-1].close_time + 1)
             for level in ("5m", "15m", "1h"):
                 conn.execute(
                     "SELECT kline_rollup(%s, %s, %s, %s)", (level, [symbol], [start], [end])
@@ -200,12 +186,6 @@ def test_real_1m_rolls_up_to_binance_15m_and_1h(settings: Settings) -> None:
                     for k in read_dump(f"{pair}-{level}-2024-03-0{day}.zip")
                 ]
                 assert candles(settings, f"kline_{level}", symbol) == expected, (pair, level)
-
-
-def _ts(ms: int) -> object:
-    from datetime import UTC, datetime, timedelta
-
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
 
 
 def test_kill_9_aggregator_mid_run_then_restart_aggregates_everything(history: Settings) -> None:

@@ -29,6 +29,7 @@ from ingest.aggregator import MinuteJob
 from ingest.inserter import staging_rows
 from ingest.kline_sql import CREATE_STAGING, UPSERT
 from tests.conftest import Conn
+from tests.pipeline import stored_row
 from tests.test_schema import AGGREGATES, KLINE_COLUMNS, columns
 from tests.timescaledb.fixtures import timescaledb_server
 
@@ -359,20 +360,7 @@ def read_binance(symbol: str, lines: Iterable[str]) -> list[Kline]:
 
 def row(k: Kline) -> tuple[object, ...]:
     """A kline as a kline_1s row, in column order."""
-    return (
-        k.symbol,
-        as_time(k.open_time),
-        as_time(k.close_time),
-        k.open,
-        k.high,
-        k.low,
-        k.close,
-        k.volume,
-        k.quote_volume,
-        k.trades,
-        k.taker_buy_base_volume,
-        k.taker_buy_quote_volume,
-    )
+    return stored_row(k)
 
 
 def as_time(ms: int) -> datetime:
