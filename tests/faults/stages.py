@@ -213,3 +213,14 @@ def while_alive(stage: Stage, check: Callable[[], str | bool]) -> Callable[[], s
         return result
 
     return checked
+
+
+def supervised(stage: Stage, check: Callable[[], str | bool]) -> Callable[[], str | bool]:
+    """``check``, starting ``stage`` again whenever it has exited, as `cryptochart run` does."""
+
+    def checked() -> str | bool:
+        if not stage.alive:
+            stage.start()
+        return check()
+
+    return checked

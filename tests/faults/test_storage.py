@@ -23,7 +23,7 @@ from cryptochart.settings import Settings
 from tests.conftest import with_dbname
 from tests.faults.conftest import PrivateServices, Scenario
 from tests.faults.expected import SECOND_MS, by_key, past_start
-from tests.faults.stages import Stages, backfill, log_shows, while_alive
+from tests.faults.stages import Stages, backfill, log_shows, supervised, while_alive
 from tests.faults.stored import assert_landed_exactly, matches
 from tests.faults.waiting import poll_until
 
@@ -66,13 +66,7 @@ def test_revoked_insert_loses_nothing(scenario: Scenario, stages: Stages) -> Non
     )
     owner_sql(settings, "GRANT INSERT ON kline_1s TO cryptochart_app")
     landed = matches(url, "kline_1s", by_key(before + backlog))
-
-    def restarted_if_gone() -> str | bool:
-        if not inserter.alive:
-            inserter.start()
-        return landed()
-
-    poll_until(restarted_if_gone, 30, "the backlog in kline_1s")
+    poll_until(supervised(inserter, landed), 30, "the backlog in kline_1s")
     assert_landed_exactly(url, before + backlog, timeout=30)
     assert inserter.stop() == 0, inserter.tail()
 
