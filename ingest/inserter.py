@@ -8,6 +8,7 @@ the batch is delivered again, and the upsert makes the second delivery harmless.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -60,6 +61,12 @@ def write_batch(conn: psycopg.Connection[Row], rows: Sequence[Row]) -> None:
         cur.execute(UPSERT)
 
 
+def is_fatal(err: KafkaError) -> bool:
+    """A consumer error it cannot recover from, e.g. fenced by another inserter with the same
+    instance id: librdkafka flags some as fatal and reports others with the code _FATAL."""
+    return bool(err.fatal()) or err.code() == KafkaError._FATAL
+
+
 class Backoff:
     """Exponential backoff with jitter for retrying an outage, capped at ``cap`` seconds."""
 
@@ -84,6 +91,7 @@ class KlineInserter:
         self.stop = threading.Event()
         self._conn: psycopg.Connection[Row] | None = None
         self.partitions: set[int] = set()  # the klines topic's partitions this member owns
+        self._fatal: KafkaError | None = None
         self._consumer = Consumer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap,
@@ -93,6 +101,7 @@ class KlineInserter:
                 "partition.assignment.strategy": "cooperative-sticky",
                 "fetch.wait.max.ms": 50,
                 "session.timeout.ms": 10_000,
+                "error_cb": self._kafka_error,
                 **(
                     {"group.instance.id": settings.inserter_instance_id}
                     if settings.inserter_instance_id
@@ -117,7 +126,8 @@ class KlineInserter:
             while not self.stop.is_set():
                 self.step()
         finally:
-            self._consumer.close()
+            with contextlib.suppress(KafkaException):  # closing a fenced member fails too
+                self._consumer.close()
             self._dead_letters.flush(10)
             if self._conn is not None:
                 self._conn.close()
@@ -128,6 +138,8 @@ class KlineInserter:
             num_messages=self.settings.insert_batch_rows,
             timeout=self.settings.insert_batch_seconds,
         )
+        if self._fatal is not None:
+            raise KafkaException(self._fatal)
         klines = self._decode(messages)
         if klines:
             self._write_until_done(staging_rows(klines), messages)
@@ -135,6 +147,12 @@ class KlineInserter:
             self._commit_until_done()
         self.counts["batches"] += bool(messages)
         return len(klines)
+
+    def _kafka_error(self, err: KafkaError) -> None:
+        if is_fatal(err):
+            self._fatal = err
+        else:
+            log.warning("kafka: %s", err)
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.partitions |= {p.partition for p in partitions}
@@ -148,6 +166,8 @@ class KlineInserter:
         for seq, msg in enumerate(messages):
             err = msg.error()
             if err is not None:
+                if is_fatal(err):
+                    raise KafkaException(err)
                 if err.code() != KafkaError._PARTITION_EOF:
                     log.warning("kafka: %s", err)
                 continue
@@ -229,6 +249,8 @@ class KlineInserter:
                 self._consumer.commit(asynchronous=False)
                 return
             except KafkaException as exc:
+                if exc.args and is_fatal(exc.args[0]):
+                    raise
                 code = exc.args[0].code() if exc.args else None
                 if code in (
                     KafkaError._NO_OFFSET,

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import pytest
-
 from tests.faults.conftest import Scenario
 from tests.faults.expected import past_start
 from tests.faults.stages import Stages, backfill, log_shows
@@ -15,12 +13,6 @@ from tests.faults.stored import assert_landed_exactly, count_rows
 from tests.faults.waiting import poll_until
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest/inserter.py: a fatal consumer error (FENCED_INSTANCE_ID) is logged as a warning "
-    "by _decode and _commit_until_done retries the commit forever: the process lives on, "
-    "consuming nothing",
-)
 def test_fenced_inserter_ends_instead_of_wedging(scenario: Scenario, stages: Stages) -> None:
     settings = scenario(symbols=("FENC0USDT", "FENC1USDT"))
     url = settings.database_url
