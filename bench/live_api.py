@@ -3,7 +3,8 @@
 The producer (simulated source, live pace), inserter, minute job and API run as the product's own
 `cryptochart` children; the clients run in another process (``bench.ws_clients``). Next to the
 end-to-end latency, a plain Kafka consumer in this process measures the same emit → Kafka hop
-alone, so the API's share is visible; next to the API's RSS with the clients, its RSS with the
+alone, so the API's share is visible (and a second one waiting for full batches, as the API's
+intake did before 5bfa457); next to the API's RSS with the clients, its RSS with the
 same feed and no client.
 """
 
@@ -203,8 +204,8 @@ def run_both(base: Settings, options: RunOptions, deflate: bool = True) -> tuple
     b2.add(f"p99, {scale}", ms(p99), f"< {TARGET_P99_MS:.0f} ms", p99 < TARGET_P99_MS)
     b2.add("baseline: p50 / p99, emit → plain Kafka consumer", f"{ms(k50)} / {ms(k99)}")
     b2.add(
-        f"baseline: the same consumer taking batches like the API's "
-        f"(consume({feed.BATCH}, timeout={feed.POLL_SECONDS}))",
+        f"baseline: the same consumer waiting for full batches, consume({feed.BATCH}, "
+        f"timeout={feed.POLL_SECONDS}) (the API's intake before 5bfa457)",
         f"{ms(percentile(via_batches, 50))} / {ms(percentile(via_batches, 99))}",
     )
     b2.add("API's share: p50 / p99 minus Kafka's", f"{ms(p50 - k50)} / {ms(p99 - k99)}")
