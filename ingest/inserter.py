@@ -208,7 +208,8 @@ class KlineInserter:
     def _write_until_done(self, rows: list[Row], messages: list[Message]) -> None:
         """Write the batch, retrying while the database is away or refuses; rows it can never
         take (bad values) are found by halving the batch and go to the dead-letter topic."""
-        backoff = Backoff()
+        # A short cap: once the database is back, the backlog lands within seconds.
+        backoff = Backoff(cap=2.0)
         while True:
             try:
                 self._write_isolating(rows, messages)
