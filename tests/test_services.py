@@ -134,3 +134,11 @@ def test_api_settings_come_from_the_environment() -> None:
     assert config.ws_backlog == 32
     with pytest.raises(SettingsError, match="CRYPTOCHART_API_WS_BACKLOG='-1'"):
         ApiConfig.from_env({"CRYPTOCHART_API_WS_BACKLOG": "-1"})
+
+
+def test_kafka_cluster_ids_never_look_like_options() -> None:
+    from cryptochart.services.kafka import new_cluster_id
+
+    ids = {new_cluster_id() for _ in range(5000)}  # about 78 would start with "-" by chance
+    assert len(ids) == 5000
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)

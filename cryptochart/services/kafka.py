@@ -80,7 +80,7 @@ class LocalKafka:
         self.install()
         config = self._write_config()
         if not (self.root / "logs" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = new_cluster_id()
             run(
                 self._java(
                     "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)
@@ -171,3 +171,12 @@ class LocalKafka:
             "num.io.threads=4\n"
         )
         return config
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: a UUID in URL-safe base64, never starting with "-" (the
+    storage tool would read it as an option; Kafka's own generator avoids it the same way)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
