@@ -107,6 +107,23 @@ def stored_row(k: Kline) -> tuple[object, ...]:
     return (symbol, as_time(open_time), as_time(close_time), *rest)
 
 
+def rolled_up(ks: list[Kline]) -> tuple[object, ...]:
+    """The plain Python reference of the aggregation rule for klines of one bucket, in time
+    order: (close_time ms, open, high, low, close, volume, quote_volume, trades, taker sums)."""
+    return (
+        max(k.close_time for k in ks),
+        ks[0].open,
+        max(k.high for k in ks),
+        min(k.low for k in ks),
+        ks[-1].close,
+        sum(k.volume for k in ks),
+        sum(k.quote_volume for k in ks),
+        sum(k.trades for k in ks),
+        sum(k.taker_buy_base_volume for k in ks),
+        sum(k.taker_buy_quote_volume for k in ks),
+    )
+
+
 def as_candle(k: Kline) -> tuple[object, ...]:
     return candle(k)
 

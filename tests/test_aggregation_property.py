@@ -16,7 +16,7 @@ from cryptochart.kline import Kline
 from cryptochart.settings import Settings
 from ingest.aggregator import MinuteJob
 from ingest.inserter import staging_rows, write_batch
-from tests.pipeline import as_candle, candles
+from tests.pipeline import as_candle, candles, rolled_up
 
 START = 1_709_251_200_000  # 2024-03-01 00:00:00 UTC, ms
 names = (f"PROP{i}USDT" for i in itertools.count())
@@ -73,21 +73,7 @@ def reference(seconds: list[Kline], bucket_ms: int) -> list[tuple[object, ...]]:
         groups[k.open_time - k.open_time % bucket_ms].append(k)
     out: list[tuple[object, ...]] = []
     for start, ks in sorted(groups.items()):
-        out.append(
-            (
-                start,
-                max(k.close_time for k in ks),
-                ks[0].open,
-                max(k.high for k in ks),
-                min(k.low for k in ks),
-                ks[-1].close,
-                sum(k.volume for k in ks),
-                sum(k.quote_volume for k in ks),
-                sum(k.trades for k in ks),
-                sum(k.taker_buy_base_volume for k in ks),
-                sum(k.taker_buy_quote_volume for k in ks),
-            )
-        )
+        out.append((start, *rolled_up(ks)))
     return out
 
 

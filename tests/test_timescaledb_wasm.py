@@ -29,7 +29,7 @@ from ingest.aggregator import MinuteJob
 from ingest.inserter import staging_rows
 from ingest.kline_sql import CREATE_STAGING, UPSERT
 from tests.conftest import Conn
-from tests.pipeline import stored_row
+from tests.pipeline import rolled_up, stored_row
 from tests.test_schema import AGGREGATES, KLINE_COLUMNS, columns
 from tests.timescaledb.fixtures import timescaledb_server
 
@@ -286,21 +286,7 @@ def reference(
     for k in sorted(klines, key=lambda k: (k.symbol, k.open_time)):
         groups.setdefault((k.symbol, floor(as_time(k.open_time), bucket)), []).append(k)
     return [
-        (
-            symbol,
-            start,
-            as_time(max(k.close_time for k in ks)),
-            ks[0].open,
-            max(k.high for k in ks),
-            min(k.low for k in ks),
-            ks[-1].close,
-            sum(k.volume for k in ks),
-            sum(k.quote_volume for k in ks),
-            sum(k.trades for k in ks),
-            sum(k.taker_buy_base_volume for k in ks),
-            sum(k.taker_buy_quote_volume for k in ks),
-            len(ks),
-        )
+        (symbol, start, as_time(max(k.close_time for k in ks)), *rolled_up(ks)[1:], len(ks))
         for (symbol, start), ks in groups.items()
         if window is None or window[0] <= start < window[1]
     ]
