@@ -54,10 +54,10 @@ class Settings:
     # Static group membership: a restarted inserter with the same id takes its partitions back
     # at once instead of after the session timeout. Give each inserter its own; empty: dynamic.
     inserter_instance_id: str = ""
-    insert_batch_rows: int = 5000
+    insert_batch_rows: int = 20000
     insert_batch_seconds: float = 0.2
     aggregate_grace_seconds: float = 3.0
-    aggregate_poll_seconds: float = 0.25
+    aggregate_poll_seconds: float = 0.1
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # Local services (used only when the URLs above point at them).
