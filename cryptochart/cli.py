@@ -12,6 +12,7 @@ from confluent_kafka import KafkaException
 
 from cryptochart.services.process import ServiceError
 from cryptochart.settings import Settings, SettingsError
+from db.migrate import SchemaError
 from ingest.cli import add_source_options
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -37,7 +38,7 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
             conn,
             settings.retention_1s,
             settings.retention_aggregates,
-            args.flavour,
+            args.flavour or settings.db_flavour,
             use_partman=settings.use_partman,
         )
         if result.flavour == "postgres":
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--flavour",
         choices=["timescaledb", "postgres"],
         default=None,
-        help="force a schema flavour on a new database (default: detect)",
+        help="schema flavour of a new database (default: CRYPTOCHART_DB_FLAVOUR, auto)",
     )
     migrate.add_argument("--skip-topics", action="store_true", help="do not touch Kafka")
     migrate.set_defaults(run=_migrate)
@@ -127,7 +128,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args, settings)
     except KeyboardInterrupt:
         return 130
-    except (SettingsError, ServiceError, psycopg.Error, KafkaException, ValueError) as exc:
+    except (
+        SettingsError,
+        ServiceError,
+        psycopg.Error,
+        KafkaException,
+        ValueError,
+        SchemaError,
+    ) as exc:
         message = " ".join(str(exc).split()) if not isinstance(exc, ServiceError) else str(exc)
         print(f"cryptochart {args.command}: error: {message}", file=sys.stderr)
         return 1

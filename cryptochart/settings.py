@@ -15,6 +15,7 @@ from cryptochart.symbols import parse_symbols
 
 T = TypeVar("T")
 SourceKind = Literal["auto", "binance", "sim", "replay"]
+FlavourChoice = Literal["auto", "timescaledb", "postgres"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +46,8 @@ class Settings:
     sim_seed: int = 1
     replay_path: str = ""
     replay_speed: float = 1.0
+    # Schema flavour of a new database: TimescaleDB where the server offers it (auto), or forced.
+    db_flavour: FlavourChoice = "auto"
     # Storage policy.
     retention_1s: str = "7 days"
     retention_aggregates: str = "400 days"
@@ -102,11 +105,15 @@ def load_env(cls: type[T], prefix: str, environ: Mapping[str, str] | None = None
     return cls(**values)
 
 
-def _source(raw: str) -> SourceKind:
-    allowed = get_args(SourceKind)
-    if raw not in allowed:
-        raise ValueError(f"must be one of {', '.join(allowed)}")
-    return raw  # type: ignore[return-value]
+def _one_of(choices: Any) -> Callable[[str], Any]:
+    allowed: tuple[str, ...] = get_args(choices)
+
+    def parse(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return raw
+
+    return parse
 
 
 def _positive_int(raw: str) -> int:
@@ -152,7 +159,8 @@ def _parser_for(annotation: object) -> Callable[[str], Any]:
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
-    "source": _source,
+    "source": _one_of(SourceKind),
+    "db_flavour": _one_of(FlavourChoice),
     "symbols": parse_symbols,
     "api_port": int,
 }

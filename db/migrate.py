@@ -24,6 +24,10 @@ LOCK_ID = 0x6372_7970  # pg_advisory_lock key: one migrate at a time per databas
 log = logging.getLogger(__name__)
 
 
+class SchemaError(RuntimeError):
+    """The schema cannot be created or used as asked; the message says what to do."""
+
+
 @dataclass(frozen=True)
 class Migration:
     version: str
@@ -53,6 +57,22 @@ def detect_flavour(conn: psycopg.Connection[tuple[object, ...]]) -> Flavour:
     return "timescaledb" if row else "postgres"
 
 
+def requested_flavour(
+    conn: psycopg.Connection[tuple[object, ...]], requested: str | None
+) -> Flavour:
+    """The flavour for a new database: ``requested`` (auto or None: detect), checked."""
+    if requested in (None, "auto"):
+        return detect_flavour(conn)
+    flavour = _as_flavour(requested)
+    if flavour == "timescaledb" and detect_flavour(conn) != "timescaledb":
+        raise SchemaError(
+            "CRYPTOCHART_DB_FLAVOUR=timescaledb, but the server does not offer the timescaledb "
+            "extension: run scripts/timescaledb.sh (or install timescaledb-2-postgresql-15), "
+            "or choose CRYPTOCHART_DB_FLAVOUR=postgres"
+        )
+    return flavour
+
+
 @dataclass(frozen=True)
 class MigrationResult:
     flavour: Flavour
@@ -63,7 +83,7 @@ def migrate(
     conn: psycopg.Connection[tuple[object, ...]],
     retention_1s: str,
     retention_aggregates: str,
-    flavour: Flavour | None = None,
+    flavour: str | None = None,
     use_partman: bool = True,
 ) -> MigrationResult:
     """Apply what is missing, then (re)apply the retention policies. Safe to call again."""
@@ -81,7 +101,7 @@ def migrate(
         rows = conn.execute("SELECT version, flavour FROM schema_migrations").fetchall()
         done = {str(version) for version, _ in rows}
         recorded = {str(f) for _, f in rows}
-        chosen = _as_flavour(recorded.pop()) if recorded else flavour or detect_flavour(conn)
+        chosen = _as_flavour(recorded.pop()) if recorded else requested_flavour(conn, flavour)
         applied = []
         for migration in discover(chosen):
             if migration.version in done:
@@ -104,11 +124,11 @@ def schema_flavour(conn: psycopg.Connection[tuple[object, ...]]) -> Flavour:
     """The flavour a migrated database was built with."""
     row = conn.execute("SELECT flavour FROM schema_migrations LIMIT 1").fetchone()
     if row is None:
-        raise RuntimeError("the database is not migrated yet: run `cryptochart migrate`")
+        raise SchemaError("the database is not migrated yet: run `cryptochart migrate`")
     return _as_flavour(row[0])
 
 
 def _as_flavour(value: object) -> Flavour:
     if value not in FLAVOURS:
-        raise RuntimeError(f"unknown schema flavour {value!r} in schema_migrations")
+        raise SchemaError(f"unknown schema flavour {value!r} in schema_migrations")
     return value

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what cryptochart needs on a fresh Debian machine; quick when everything is there.
-#   scripts/setup.sh            runtime: PostgreSQL (+pg_partman), Java/Maven, Python venv, frontend
+#   scripts/setup.sh            runtime: PostgreSQL (+pg_partman, TimescaleDB), Java/Maven, Python
+#                               venv, frontend
 #   scripts/setup.sh --test     also the test tools: Chromium, the TimescaleDB (WASM) test server
 #   scripts/setup.sh --bench    also the benchmark tools (wrk)
 # Downloads are cached in .cache/ (git-ignored).
@@ -43,6 +44,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q "${missing[@]}" >/dev/null
   # pg_partman matches the server's major version, known only once the server is installed.
   have_pkg "postgresql-$(pg_major)-partman" || apt-get install -y -q "postgresql-$(pg_major)-partman" >/dev/null
+fi
+
+# --- TimescaleDB (the main schema flavour) ---------------------------------------------------
+# Built from a release source archive where no package is installed (scripts/timescaledb.sh).
+# Installed before `cryptochart services up` starts the cluster, which then preloads it.
+flavour=${CRYPTOCHART_DB_FLAVOUR:-auto}
+if [ "$flavour" != postgres ]; then
+  if ! scripts/timescaledb.sh; then
+    if [ "$flavour" = timescaledb ] || [ "$WANT_TEST" = 1 ]; then
+      echo "setup: TimescaleDB is needed (CRYPTOCHART_DB_FLAVOUR=$flavour; the tests run on both" \
+        "flavours); set CRYPTOCHART_DB_FLAVOUR=postgres to use plain PostgreSQL only" >&2
+      exit 1
+    fi
+    say "continuing with plain PostgreSQL (the schema's second flavour)"
+  fi
 fi
 
 # --- Python -----------------------------------------------------------------------------------

@@ -1,8 +1,14 @@
 """Fixtures: the real local services (started through `cryptochart services up`'s own code),
-and a fresh migrated database and fresh Kafka topics for each test session."""
+and a fresh migrated database and fresh Kafka topics for each test session and schema flavour.
+
+Every test that uses a database runs once per schema flavour (``[timescaledb]``, ``[postgres]``);
+``CRYPTOCHART_TEST_FLAVOURS`` narrows that (for instance to ``postgres`` on a server without
+TimescaleDB, where the TimescaleDB runs are skipped with that reason).
+"""
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -15,9 +21,31 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from cryptochart.services import local
 from cryptochart.settings import Settings
 from cryptochart.topics import ensure_topics
-from db.migrate import Flavour, migrate
+from db.migrate import FLAVOURS, Flavour, detect_flavour, migrate
 
 Conn = psycopg.Connection[tuple[object, ...]]
+
+
+def flavours_under_test() -> list[Flavour]:
+    wanted = os.environ.get("CRYPTOCHART_TEST_FLAVOURS", ",".join(FLAVOURS)).split(",")
+    return [f for f in FLAVOURS if f in wanted]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The server and TimescaleDB versions the tests run on, in the session's first lines."""
+    try:
+        with psycopg.connect(Settings.from_env().database_url, connect_timeout=3) as conn:
+            server = conn.execute("SHOW server_version").fetchone()
+            row = conn.execute(
+                "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
+            ).fetchone()
+    except psycopg.OperationalError:
+        return ["postgresql: not running yet"]
+    timescaledb = f"TimescaleDB {row[0]}" if row else "no TimescaleDB"
+    return [
+        f"postgresql: {server[0] if server else '?'} with {timescaledb}; "
+        f"schema flavours: {', '.join(flavours_under_test())}"
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -62,13 +90,33 @@ def database_factory(
 
 def migrated(settings: Settings, url: str, flavour: Flavour | None = None) -> None:
     with psycopg.connect(url) as conn:
-        migrate(conn, settings.retention_1s, settings.retention_aggregates, flavour)
+        migrate(
+            conn,
+            settings.retention_1s,
+            settings.retention_aggregates,
+            flavour or settings.db_flavour,
+        )
+
+
+@pytest.fixture(scope="session", params=flavours_under_test())
+def flavour(
+    request: pytest.FixtureRequest, services: list[str], base_settings: Settings
+) -> Flavour:
+    """The schema flavour of this run of a test (every database test runs on each)."""
+    wanted: Flavour = request.param
+    if wanted == "timescaledb":
+        with psycopg.connect(base_settings.database_url) as conn:
+            if detect_flavour(conn) != "timescaledb":
+                pytest.skip("the server does not offer TimescaleDB (run scripts/timescaledb.sh)")
+    return wanted
 
 
 @pytest.fixture(scope="session")
-def settings(base_settings: Settings, database_factory: Callable[[str], str]) -> Settings:
-    """Settings of this test session: its own migrated database and its own Kafka topics."""
-    url = database_factory("main")
+def settings(
+    base_settings: Settings, database_factory: Callable[[str], str], flavour: Flavour
+) -> Settings:
+    """Settings of this test session and flavour: its own migrated database and Kafka topics."""
+    url = database_factory(f"main_{flavour}")
     suffix = conninfo_to_dict(url)["dbname"]
     ours = replace(
         base_settings,
@@ -77,6 +125,7 @@ def settings(base_settings: Settings, database_factory: Callable[[str], str]) ->
         dead_letter_topic=f"{suffix}.dead-letter",
         inserter_group=f"{suffix}.inserter",
         api_database_url=with_dbname(url, str(suffix), user="cryptochart_api"),
+        db_flavour=flavour,
     )
     migrated(ours, url)
     ensure_topics(ours)

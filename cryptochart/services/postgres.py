@@ -2,6 +2,7 @@
 
 The cluster lives in ``<data_dir>/pg`` and listens on 127.0.0.1:<local_pg_port> only, with
 trust authentication for loopback: it is a development and test server, not a deployment.
+Where the TimescaleDB extension is installed (``scripts/timescaledb.sh``), the server preloads it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from cryptochart.settings import Settings
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 SERVER_PACKAGES = ("postgresql", "postgresql-15-partman")
+SERVER_CONF = "cryptochart.conf"  # settings that follow what is installed (TimescaleDB)
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,14 @@ class LocalPostgres:
         return read_pid(self.cluster / "postmaster.pid")
 
     def up(self) -> None:
-        """Install if needed, initialise once, start, wait, and create the database."""
+        """Install if needed, initialise once, configure, start (or restart when the settings or
+        the server's binaries changed under it), wait, and create the database."""
         bindir = _server_bindir()
         self._init_cluster(bindir)
+        changed = self._configure(bindir)
+        pid = self.pid()
+        if pid is not None and (changed or _binary_replaced(pid)):
+            self.down()
         if self.pid() is None:
             ensure_port_free(self.settings.local_pg_port, "PostgreSQL")
             run(
@@ -135,7 +142,23 @@ class LocalPostgres:
                 "work_mem = 16MB\n"
                 "max_wal_size = 2GB\n"
                 "log_min_messages = warning\n"
+                f"include_if_exists = '{SERVER_CONF}'\n"
             )
+
+    def _configure(self, bindir: Path) -> bool:
+        """Write the settings that depend on what is installed; True when they changed."""
+        conf = self.cluster / SERVER_CONF
+        wanted = server_settings(timescaledb_installed(bindir))
+        if conf.exists() and conf.read_text() == wanted:
+            return False
+        main = self.cluster / "postgresql.conf"
+        include = f"include_if_exists = '{SERVER_CONF}'\n"
+        if include not in main.read_text():  # a cluster made before this file existed
+            with main.open("a") as f:
+                f.write(include)
+        conf.write_text(wanted)
+        self._give_to_owner(conf)
+        return True
 
     def _accepts_connections(self) -> bool:
         try:
@@ -166,6 +189,35 @@ class LocalPostgres:
         owner = pwd.getpwnam("postgres")
         for entry in (path, *path.rglob("*")):
             os.chown(entry, owner.pw_uid, owner.pw_gid)
+
+
+def server_settings(timescaledb: bool) -> str:
+    """The part of the server's configuration that follows what is installed."""
+    lines = ["# written by `cryptochart services up`; edits are overwritten"]
+    if timescaledb:
+        lines += [
+            "shared_preload_libraries = 'timescaledb'",
+            "timescaledb.telemetry_level = off",
+            # One scheduler per database with the extension, plus the jobs it runs.
+            "timescaledb.max_background_workers = 24",
+            "max_worker_processes = 32",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def timescaledb_installed(bindir: Path) -> bool:
+    """True when the extension's files are installed for the server in ``bindir``."""
+    major = bindir.parent.name
+    return Path(f"/usr/share/postgresql/{major}/extension/timescaledb.control").exists()
+
+
+def _binary_replaced(pid: int) -> bool:
+    """True when the running server's executable was replaced (a package upgrade): its new
+    backends would load the new version's libraries into the old server, so it must restart."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe").endswith(" (deleted)")
+    except OSError:
+        return False
 
 
 def _server_bindir() -> Path:

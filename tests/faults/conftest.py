@@ -24,6 +24,7 @@ from cryptochart.services.kafka import LocalKafka
 from cryptochart.services.postgres import LocalPostgres
 from cryptochart.settings import Settings
 from cryptochart.topics import ensure_topics
+from db.migrate import Flavour
 from tests.conftest import migrated, with_dbname
 from tests.faults.stages import Stages, free_port
 
@@ -53,6 +54,7 @@ def scenario(
     request: pytest.FixtureRequest,
     base_settings: Settings,
     database_factory: Callable[[str], str],
+    flavour: Flavour,
 ) -> Iterator[Scenario]:
     """``scenario(**changes)``: Settings of a fresh migrated database (on the shared cluster
     unless ``database_url`` names another), fresh topics and a consumer group of this test's own.
@@ -76,6 +78,7 @@ def scenario(
             dead_letter_topic=f"{name}.dead-letter",
             inserter_group=f"{name}.inserter",
             inserter_instance_id=f"{name}.inserter-1",
+            db_flavour=flavour,
             **changes,  # type: ignore[arg-type]
         )
         migrated(settings, url)
