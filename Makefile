@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
-.PHONY: setup run test test-faults lint bench services-up services-down clean
+.PHONY: setup run test test-faults lint lock bench services-up services-down clean
 
 setup:
 	@scripts/setup.sh
@@ -27,6 +27,15 @@ lint:
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
+
+# Re-resolve requirements.lock (every Python package pinned, with hashes) from pyproject.toml,
+# keeping the current pins where they still fit; `make lock ARGS=--upgrade` moves all to the newest,
+# `ARGS="--upgrade-package uvicorn"` one. scripts/setup.sh installs the new lock on its next run.
+lock:
+	@[ -x $(VENV)/uv ] || scripts/setup.sh
+	UV_CACHE_DIR=$(CURDIR)/.cache/uv $(VENV)/uv -q pip compile pyproject.toml --extra dev --universal \
+	  --python-version 3.11 --generate-hashes --custom-compile-command "make lock" \
+	  -o requirements.lock $(ARGS)
 
 bench:
 	@scripts/setup.sh --bench

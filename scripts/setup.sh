@@ -62,12 +62,15 @@ if [ "$flavour" != postgres ]; then
 fi
 
 # --- Python -----------------------------------------------------------------------------------
-stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+# Exactly the versions in requirements.lock (hash-checked; `make lock` updates it), then the
+# project itself, editable, without resolving anything more. Re-run when either file changes.
+stamp=.venv/.installed-$(cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
-  say "python venv (.venv)"
+  say "python venv (.venv) from requirements.lock"
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[dev]" >.cache/pip-install.log 2>&1 \
+  { .venv/bin/pip install -q --require-hashes -r requirements.lock \
+      && .venv/bin/pip install -q --no-deps -e . ; } >.cache/pip-install.log 2>&1 \
     || { tail -30 .cache/pip-install.log >&2; exit 1; }
   rm -f .venv/.installed-* && touch "$stamp"
 fi
