@@ -2,7 +2,7 @@
 # Installs what cryptochart needs on a fresh Debian machine; quick when everything is there.
 #   scripts/setup.sh            runtime: PostgreSQL (+pg_partman, TimescaleDB), Java/Maven, Python
 #                               venv, frontend
-#   scripts/setup.sh --test     also the test tools: Chromium, the TimescaleDB (WASM) test server
+#   scripts/setup.sh --test     also the test tools: Chromium
 #   scripts/setup.sh --bench    also the benchmark tools (wrk)
 # Downloads are cached in .cache/ (git-ignored).
 set -euo pipefail
@@ -106,5 +106,4 @@ if [ -f frontend/package.json ]; then
     (cd frontend && npm run build --silent >/dev/null)
   fi
 fi
-[ "$WANT_TEST" = 1 ] && npm_ci tests/timescaledb
 say "ready"

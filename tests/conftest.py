@@ -111,6 +111,12 @@ def flavour(
     return wanted
 
 
+def skip_unless(flavour: Flavour, wanted: Flavour) -> None:
+    """Skip a test of one flavour's own mechanism when running on the other."""
+    if flavour != wanted:
+        pytest.skip(f"{wanted} flavour only")
+
+
 @pytest.fixture(scope="session")
 def settings(
     base_settings: Settings, database_factory: Callable[[str], str], flavour: Flavour

@@ -1,27 +1,22 @@
 """History through the whole pipeline: klines written by the real inserter and rolled up by the
-real minute job come back from the API exactly as Binance published them — in the plain
-PostgreSQL flavour and in the TimescaleDB one (the WASM TimescaleDB server)."""
+real minute job come back from the API exactly as Binance published them, in each schema
+flavour."""
 
 from __future__ import annotations
 
 import csv
 import io
 import zipfile
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import httpx
 import psycopg
-import pytest
 
 from cryptochart.settings import Settings
-from db.migrate import migrate
 from ingest.aggregator import MinuteJob
 from tests.api_server import TEST_CONFIG, serve
 from tests.pipeline import DATA, produce, read_dump, renamed, running_inserter, wait_rows
-from tests.test_timescaledb_wasm import write_klines
-from tests.timescaledb.fixtures import timescaledb_server
 
 FIRST_180 = "BTCUSDT-1s-2024-03-01.part01.first180rows.csv"
 
@@ -50,7 +45,7 @@ def klines_from_api(settings: Settings, symbol: str, interval: str) -> list[list
     return rows
 
 
-def test_plain_postgresql(settings: Settings) -> None:
+def test_binance_seconds_and_minutes_come_back_exactly(settings: Settings) -> None:
     history = replace(settings, retention_1s="100 years")
     symbol = "APIPIPEBTC"
     produce(history, renamed(read_dump(FIRST_180), symbol))
@@ -60,25 +55,6 @@ def test_plain_postgresql(settings: Settings) -> None:
         MinuteJob(history).run_once(conn)
     assert klines_from_api(history, symbol, "1s") == binance_rows(FIRST_180, 180)
     assert klines_from_api(history, symbol, "1m") == binance_rows("BTCUSDT-1m-2024-03-01.zip", 3)
-
-
-@pytest.fixture(scope="module")
-def timescaledb() -> Iterator[str]:
-    with timescaledb_server() as url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrate(conn, "100 years", "100 years")
-        yield url
-
-
-def test_timescaledb(settings: Settings, timescaledb: str) -> None:
-    ours = replace(
-        settings, database_url=timescaledb, api_database_url=timescaledb, retention_1s="100 years"
-    )
-    with psycopg.connect(timescaledb, autocommit=True) as conn:
-        write_klines(conn, read_dump(FIRST_180))
-        MinuteJob(ours).run_once(conn)
-    assert klines_from_api(ours, "BTCUSDT", "1s") == binance_rows(FIRST_180, 180)
-    assert klines_from_api(ours, "BTCUSDT", "1m") == binance_rows("BTCUSDT-1m-2024-03-01.zip", 3)
 
 
 def test_with_seconds_tells_partial_candles(settings: Settings) -> None:

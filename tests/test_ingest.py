@@ -20,7 +20,6 @@ from tests.conftest import migrated
 from tests.pipeline import (
     DATA,
     as_candle,
-    as_time,
     candles,
     count_rows,
     produce,
@@ -28,7 +27,6 @@ from tests.pipeline import (
     renamed,
     running_inserter,
     spawn,
-    stored_row,
     wait_for,
     wait_rows,
 )
@@ -40,7 +38,7 @@ FIRST_180 = "BTCUSDT-1s-2024-03-01.part01.first180rows.csv"
 def history(settings: Settings, database_factory: Callable[[str], str]) -> Settings:
     """A database and topics of this module whose retention keeps 2024 data, so real dumps are
     aggregated and the minute job's upkeep keeps them."""
-    url = database_factory("history")
+    url = database_factory(f"history_{settings.db_flavour}")
     ours = replace(
         settings,
         database_url=url,
@@ -156,36 +154,31 @@ def test_kill_9_inserter_mid_stream_loses_and_duplicates_nothing(history: Settin
     assert dupes == (0,)
 
 
-def test_real_1m_rolls_up_to_binance_15m_and_1h(settings: Settings) -> None:
-    """The aggregation SQL's 1m → 15m and 1m → 1h rules, on three days of both symbols."""
-    with psycopg.connect(settings.database_url) as conn:
-        for pair in ("BTCUSDT", "ETHUSDT"):
-            symbol = f"ROLL{pair}"
-            minutes = [
-                k
-                for day in (1, 2, 3)
-                for k in renamed(read_dump(f"{pair}-1m-2024-03-0{day}.zip"), symbol)
-            ]
-            with conn.cursor().copy(
-                "COPY kline_1m (symbol, open_time, close_time, open, high, low, close, volume, "
-                "quote_volume, trades, taker_buy_base_volume, taker_buy_quote_volume, seconds) "
-                "FROM STDIN"
-            ) as copy:
-                for k in minutes:
-                    copy.write_row((*stored_row(k), 60))
-            start, end = as_time(minutes[0].open_time), as_time(minutes[-1].close_time + 1)
-            for level in ("5m", "15m", "1h"):
-                conn.execute(
-                    "SELECT kline_rollup(%s, %s, %s, %s)", (level, [symbol], [start], [end])
-                )
+def test_real_1m_rolls_up_to_binance_15m_and_1h(history: Settings) -> None:
+    """The aggregation rules above 1m, on three days of both symbols: each Binance minute goes in
+    as one kline_1s row spanning the whole minute, so the minute job's kline_1m equals Binance's
+    1m, and its 15m and 1h rolled up from those minutes must equal Binance's own."""
+    from ingest.inserter import staging_rows, write_batch
+
+    for pair in ("BTCUSDT", "ETHUSDT"):
+        symbol = f"ROLL{pair}"
+        minutes = [
+            k
+            for day in (1, 2, 3)
+            for k in renamed(read_dump(f"{pair}-1m-2024-03-0{day}.zip"), symbol)
+        ]
+        with psycopg.connect(history.database_url) as conn:
+            write_batch(conn, staging_rows(enumerate(minutes)))
             conn.commit()
-            for level in ("15m", "1h"):
-                expected = [
-                    as_candle(k)
-                    for day in (1, 2, 3)
-                    for k in read_dump(f"{pair}-{level}-2024-03-0{day}.zip")
-                ]
-                assert candles(settings, f"kline_{level}", symbol) == expected, (pair, level)
+        aggregate(history)
+        assert candles(history, "kline_1m", symbol) == [as_candle(k) for k in minutes], pair
+        for level in ("15m", "1h"):
+            expected = [
+                as_candle(k)
+                for day in (1, 2, 3)
+                for k in read_dump(f"{pair}-{level}-2024-03-0{day}.zip")
+            ]
+            assert candles(history, f"kline_{level}", symbol) == expected, (pair, level)
 
 
 def test_kill_9_aggregator_mid_run_then_restart_aggregates_everything(history: Settings) -> None:

@@ -8,9 +8,9 @@ import psycopg
 import pytest
 
 from cryptochart.settings import Settings
-from db.migrate import migrate
+from db.migrate import Flavour, discover, migrate
 from db.partitions import maintain
-from tests.conftest import Conn, with_dbname
+from tests.conftest import Conn, skip_unless, with_dbname
 
 KLINE_COLUMNS = {
     "symbol": "text",
@@ -38,24 +38,18 @@ def columns(conn: Conn, relation: str) -> dict[str, str]:
     return {str(name): str(kind) for name, kind in rows}
 
 
-def test_migrations_apply_twice(
-    base_settings: Settings, database_factory: Callable[[str], str]
-) -> None:
-    url = database_factory("twice")
+def test_migrations_apply_twice(database_factory: Callable[[str], str], flavour: Flavour) -> None:
+    url = database_factory(f"twice_{flavour}")
     with psycopg.connect(url) as conn:
-        first = migrate(conn, "7 days", "400 days")
+        first = migrate(conn, "7 days", "400 days", flavour)
         second = migrate(conn, "7 days", "400 days")
         recorded = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
-    assert first.flavour == "postgres"
-    assert first.applied == [
-        "0001_core",
-        "0002_kline_1s",
-        "0003_aggregates",
-        "0004_grants",
-        "0005_no_temporary_for_readers",
-    ]
+    expected = discover(flavour)
+    assert first.flavour == second.flavour == flavour  # recorded once, kept
+    assert first.applied == [f"{m.version}_{m.name}" for m in expected]
+    assert {m.flavour for m in expected} == {None, flavour}
     assert second.applied == []
-    assert recorded == (5,)
+    assert recorded == (len(expected),)
 
 
 def test_documented_columns(db: Conn) -> None:
@@ -79,7 +73,8 @@ def test_documented_columns(db: Conn) -> None:
     }
 
 
-def test_kline_1s_is_partitioned_by_day_with_partman(db: Conn) -> None:
+def test_kline_1s_is_partitioned_by_day_with_partman(db: Conn, flavour: Flavour) -> None:
+    skip_unless(flavour, "postgres")
     today = db.execute(
         "SELECT count(*) FROM pg_inherits WHERE inhparent = 'kline_1s'::regclass"
     ).fetchone()
@@ -121,7 +116,8 @@ def test_analyst_reads_documented_views(settings: Settings, db: Conn) -> None:
     assert row is not None and str(row[0]) == "1.5" and str(row[1]) == "1.75"
 
 
-def test_upkeep_deletes_expired_aggregate_rows(db: Conn) -> None:
+def test_upkeep_deletes_expired_aggregate_rows(db: Conn, flavour: Flavour) -> None:
+    skip_unless(flavour, "postgres")  # TimescaleDB's own retention jobs: test_timescaledb.py
     db.execute(
         "INSERT INTO kline_1m VALUES "
         "('OLDUSDT', now() - interval '401 days', now(), 1, 1, 1, 1, 0, 0, 0, 0, 0, 60),"
@@ -142,7 +138,7 @@ def test_partitions_without_pg_partman(database_factory: Callable[[str], str]) -
     """Where pg_partman is absent, plain SQL premakes daily partitions and drops expired ones."""
     url = database_factory("nopartman")
     with psycopg.connect(url, autocommit=True) as conn:
-        migrate(conn, "7 days", "400 days", use_partman=False)
+        migrate(conn, "7 days", "400 days", "postgres", use_partman=False)
         assert (
             conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_partman'").fetchone()
             is None

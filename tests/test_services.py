@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer
 
 from cryptochart.services import local
+from cryptochart.services.postgres import (
+    SERVER_CONF,
+    LocalPostgres,
+    server_bindir,
+    timescaledb_installed,
+)
 from cryptochart.settings import Settings, SettingsError
+from tests.faults.stages import free_port
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -142,3 +152,54 @@ def test_kafka_cluster_ids_never_look_like_options() -> None:
     ids = {new_cluster_id() for _ in range(5000)}  # about 78 would start with "-" by chance
     assert len(ids) == 5000
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+
+
+def test_the_schema_flavour_setting_is_checked() -> None:
+    assert Settings.from_env({}).db_flavour == "auto"
+    assert Settings.from_env({"CRYPTOCHART_DB_FLAVOUR": "postgres"}).db_flavour == "postgres"
+    with pytest.raises(SettingsError, match=r"CRYPTOCHART_DB_FLAVOUR='mongo'.*auto, timescaledb"):
+        Settings.from_env({"CRYPTOCHART_DB_FLAVOUR": "mongo"})
+
+
+def test_a_cluster_made_before_timescaledb_is_fixed_by_services_up(
+    base_settings: Settings, services: list[str]
+) -> None:
+    """A cluster without the preload (made before TimescaleDB was installed) keeps its data and
+    preloads the extension after one `services up`, which restarts it."""
+    if not timescaledb_installed(server_bindir()):
+        pytest.skip("TimescaleDB is not installed (scripts/timescaledb.sh)")
+    # The postgres user must reach the cluster's folder, so not under pytest's private tmp.
+    data_dir = Path(tempfile.mkdtemp(prefix="cryptochart-oldcluster-"))
+    data_dir.chmod(0o755)
+    port = free_port()
+    old = replace(
+        base_settings,
+        data_dir=data_dir,
+        local_pg_port=port,
+        database_url=f"postgresql://cryptochart@127.0.0.1:{port}/kept",
+    )
+    postgres = LocalPostgres(old)
+    try:
+        postgres.up()
+        postgres.down()
+        # As a cluster made before the preload: no include, no file, started as it is.
+        main_conf = postgres.cluster / "postgresql.conf"
+        main_conf.write_text(
+            main_conf.read_text().replace(f"include_if_exists = '{SERVER_CONF}'", "")
+        )
+        (postgres.cluster / SERVER_CONF).unlink()
+        postgres.start()
+        with psycopg.connect(old.database_url, autocommit=True) as conn:
+            assert conn.execute("SHOW shared_preload_libraries").fetchone() == ("",)
+            conn.execute("CREATE TABLE kept AS SELECT 42 AS answer")
+        first_pid = postgres.pid()
+        postgres.up()  # finds the preload missing: one restart
+        second_pid = postgres.pid()
+        postgres.up()  # nothing changed since: no restart
+        assert postgres.pid() == second_pid != first_pid
+        with psycopg.connect(old.database_url) as conn:
+            assert conn.execute("SHOW shared_preload_libraries").fetchone() == ("timescaledb",)
+            assert conn.execute("SELECT answer FROM kept").fetchone() == (42,)
+    finally:
+        postgres.down()
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -62,37 +62,41 @@ class LocalPostgres:
     def up(self) -> None:
         """Install if needed, initialise once, configure, start (or restart when the settings or
         the server's binaries changed under it), wait, and create the database."""
-        bindir = _server_bindir()
+        bindir = server_bindir()
         self._init_cluster(bindir)
         changed = self._configure(bindir)
         pid = self.pid()
         if pid is not None and (changed or _binary_replaced(pid)):
             self.down()
         if self.pid() is None:
-            ensure_port_free(self.settings.local_pg_port, "PostgreSQL")
-            run(
-                self._as_owner(
-                    str(bindir / "pg_ctl"),
-                    "-D",
-                    str(self.cluster),
-                    "-l",
-                    str(self.log_file),
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ),
-                "starting PostgreSQL (see " + str(self.log_file) + ")",
-            )
-        wait_until(self._accepts_connections, 60, "PostgreSQL to accept connections")
+            self.start()
         self._create_database()
+
+    def start(self) -> None:
+        """Start the initialised cluster as it is configured, and wait for it."""
+        ensure_port_free(self.settings.local_pg_port, "PostgreSQL")
+        run(
+            self._as_owner(
+                str(server_bindir() / "pg_ctl"),
+                "-D",
+                str(self.cluster),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ),
+            "starting PostgreSQL (see " + str(self.log_file) + ")",
+        )
+        wait_until(self._accepts_connections, 60, "PostgreSQL to accept connections")
 
     def down(self) -> None:
         if self.pid() is None:
             return
         run(
             self._as_owner(
-                str(_server_bindir() / "pg_ctl"),
+                str(server_bindir() / "pg_ctl"),
                 "-D",
                 str(self.cluster),
                 "-m",
@@ -220,7 +224,7 @@ def _binary_replaced(pid: int) -> bool:
         return False
 
 
-def _server_bindir() -> Path:
+def server_bindir() -> Path:
     """The newest installed server's bin folder; installs Debian's server if none is there."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
     if not found:

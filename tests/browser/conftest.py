@@ -78,7 +78,7 @@ class Stack:
 
 def _own_settings(settings: Settings, database_factory: Callable[[str], str]) -> Settings:
     """The session's settings with a database and topics of the browser tests' own."""
-    url = database_factory("browser")
+    url = database_factory(f"browser_{settings.db_flavour}")
     name = str(conninfo_to_dict(url)["dbname"])
     ours = replace(
         settings,

@@ -1,7 +1,13 @@
 """Security of the database roles: the analyst and the API's role read the documented relations
 (kline_1s, kline_1m, kline_5m, kline_15m, kline_1h, kline_1d) and can do nothing else: no other
 reads, no writes, no DDL. Checked both from the catalogue (every privilege on every object) and
-by trying, as each role, what it must not do."""
+by trying, as each role, what it must not do.
+
+On TimescaleDB the readers also hold SELECT, by the extension's design, on its own catalogue and
+information views (granted to PUBLIC: metadata such as chunk ranges and job settings) and on the
+internal relations that hold the documented relations' rows (kline_1s's chunks, the aggregates'
+materialised hypertables, their chunks and views: a grant on a hypertable reaches every chunk it
+makes). That is all they hold there: exactly those objects, SELECT only, nothing writable."""
 
 from __future__ import annotations
 
@@ -88,10 +94,68 @@ def granted(owner: Conn, role: str) -> set[tuple[str, str]]:
     return {(str(obj), str(privilege)) for obj, privilege in rows}
 
 
+TIMESCALEDB_SCHEMAS = (
+    "_timescaledb_cache",
+    "_timescaledb_catalog",
+    "_timescaledb_config",
+    "_timescaledb_functions",
+    "_timescaledb_internal",
+    "timescaledb_experimental",
+    "timescaledb_information",
+)
+
+
+def timescaledb_readable(owner: Conn) -> set[str]:
+    """The objects TimescaleDB lets every reader of the documented relations SELECT: the
+    extension's own tables, views and sequences (its metadata), and the internal relations
+    holding the documented relations' rows, found from its catalogue (not from privileges)."""
+    if owner.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is None:
+        return set()
+    rows = owner.execute(
+        """
+        WITH RECURSIVE data AS (  -- kline_1s, the aggregates' storage, their columnstores
+            SELECT h.* FROM _timescaledb_catalog.hypertable h
+            WHERE h.table_name = 'kline_1s' OR h.id IN (
+                SELECT mat_hypertable_id FROM _timescaledb_catalog.continuous_agg
+                WHERE user_view_name = ANY(%(documented)s))
+            UNION ALL
+            SELECT h.* FROM _timescaledb_catalog.hypertable h
+            JOIN data ON h.id = data.compressed_hypertable_id
+        )
+        SELECT n.nspname || '.' || c.relname FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+        JOIN pg_extension e ON e.oid = d.refobjid AND d.deptype = 'e'
+        WHERE e.extname = 'timescaledb'
+        UNION ALL
+        SELECT h.schema_name || '.' || h.table_name FROM data h
+        UNION ALL
+        SELECT c.schema_name || '.' || c.table_name FROM _timescaledb_catalog.chunk c
+        WHERE c.hypertable_id IN (SELECT id FROM data)
+        UNION ALL
+        SELECT a.partial_view_schema || '.' || a.partial_view_name
+        FROM _timescaledb_catalog.continuous_agg a WHERE a.user_view_name = ANY(%(documented)s)
+        UNION ALL
+        SELECT a.direct_view_schema || '.' || a.direct_view_name
+        FROM _timescaledb_catalog.continuous_agg a WHERE a.user_view_name = ANY(%(documented)s)
+        """,
+        {"documented": sorted(DOCUMENTED)},
+    ).fetchall()
+    return {str(name) for (name,) in rows}
+
+
 @pytest.mark.parametrize("role", READERS)
 def test_catalogue_grants_reading_the_documented_relations_only(owner: Conn, role: str) -> None:
     expected = {(f"public.{r}", "SELECT") for r in DOCUMENTED} | {("schema public", "USAGE")}
-    assert granted(owner, role) == expected
+    held = granted(owner, role)
+    extension = {(obj, privilege) for obj, privilege in held if not obj.startswith("public.")}
+    extension -= {("schema public", "USAGE")}
+    assert held - extension == expected
+    readable = timescaledb_readable(owner)
+    assert {obj for obj, _ in extension if not obj.startswith("schema ")} <= readable
+    assert {p for obj, p in extension if not obj.startswith("schema ")} <= {"SELECT"}
+    schemas = {("schema " + name, "USAGE") for name in TIMESCALEDB_SCHEMAS} if readable else set()
+    assert {(obj, p) for obj, p in extension if obj.startswith("schema ")} <= schemas
 
 
 @pytest.mark.parametrize("role", READERS)
@@ -123,7 +187,6 @@ FORBIDDEN = (
     "CREATE VIEW public.mine AS SELECT 1",
     "CREATE FUNCTION public.mine() RETURNS int LANGUAGE sql AS 'SELECT 1'",
     "ALTER TABLE kline_1s ADD COLUMN x int",
-    "DROP TABLE kline_15m",
     "CREATE INDEX ON kline_1s (close)",
     "SET ROLE cryptochart",
     "SELECT pg_read_file('postgresql.conf')",
@@ -139,12 +202,16 @@ def test_role_is_refused_everything_else(owner: Conn, role: str) -> None:
         "ORDER BY 1 LIMIT 1"
     ).fetchone()
     assert partition is not None
+    # A TimescaleDB chunk holds kline_1s's rows and is readable by design (see the top).
+    readable_partition = partition[0] in timescaledb_readable(owner)
     allowed = []
     with connect_as(owner, role) as conn:
         for relation in sorted(DOCUMENTED):
             conn.execute(f"SELECT count(*) FROM {relation}").fetchone()
+        aggregate_kind = "MATERIALIZED VIEW" if readable_partition else "TABLE"
         others = (
-            f"SELECT * FROM {partition[0]}",
+            *([] if readable_partition else [f"SELECT * FROM {partition[0]}"]),
+            f"DROP {aggregate_kind} kline_15m",
             f"SELECT pg_terminate_backend({owner.info.backend_pid})",
             f"SELECT pg_cancel_backend({owner.info.backend_pid})",
         )
@@ -156,6 +223,7 @@ def test_role_is_refused_everything_else(owner: Conn, role: str) -> None:
                     exc,
                     psycopg.errors.InsufficientPrivilege
                     | psycopg.errors.UndefinedTable  # the schema is not even visible
+                    | psycopg.errors.UndefinedFunction  # the other flavour's function
                     | psycopg.errors.QueryCanceled,
                 ) or "permission denied" in str(exc), f"{statement}: {exc!r}"
             else:
@@ -165,7 +233,12 @@ def test_role_is_refused_everything_else(owner: Conn, role: str) -> None:
             with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
                 conn.execute(grant)
     assert allowed == []
-    assert granted(owner, "public") == {("schema public", "USAGE")}, "a role handed privileges on"
+    ours = {
+        (o, p)
+        for o, p in granted(owner, "public")
+        if not o.removeprefix("schema ").startswith(TIMESCALEDB_SCHEMAS)
+    }
+    assert ours == {("schema public", "USAGE")}, "a role handed privileges on"
     assert owner.execute("SELECT count(*) FROM kline_1s").fetchone() == (120,)
 
 

@@ -96,7 +96,7 @@ def small_disk(where: Path, megabytes: int) -> Iterator[Path]:
     """A tmpfs of ``megabytes`` at ``where``, owned by the postgres user (root only)."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a small tmpfs needs root")
-    where.mkdir(parents=True)
+    where.mkdir(parents=True, exist_ok=True)
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={megabytes}M,mode=0700", "tmpfs", str(where)],
         capture_output=True,
@@ -111,6 +111,7 @@ def small_disk(where: Path, megabytes: int) -> Iterator[Path]:
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
+        where.rmdir()
 
 
 def fill(disk: Path) -> Path:
@@ -131,7 +132,10 @@ def fill(disk: Path) -> Path:
 
 
 def move_kline_1s(conn: psycopg.Connection[tuple[object, ...]], tablespace: str) -> None:
-    """Every partition of kline_1s and its indexes into ``tablespace``."""
+    """Every partition of kline_1s and its indexes into ``tablespace``, and on TimescaleDB the
+    chunks it creates from now on too."""
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+        conn.execute("SELECT attach_tablespace(%s, 'kline_1s')", (tablespace,))
     partitions = conn.execute(
         "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'kline_1s'::regclass"
     ).fetchall()

@@ -1,10 +1,7 @@
-"""The TimescaleDB flavour on a real TimescaleDB (PostgreSQL 17 + TimescaleDB built to WASM):
-the migrations, the continuous aggregates' refresh, the retention policies and real Binance data.
+"""The TimescaleDB flavour on the local server: the migrations, the continuous aggregates'
+refresh over exactly the checkpointed windows, the retention policies and real Binance data.
 
-The server takes one connection at a time, so every test opens its own and closes it; it runs
-no background jobs, so retention is run with ``CALL run_job(id)``; and rows go in with plain
-INSERTs (its ``COPY FROM STDIN`` crashes it). All tests share one migrated database: each uses
-its own symbols.
+All tests share one migrated database of this module's own: each uses its own symbols.
 """
 
 from __future__ import annotations
@@ -13,27 +10,23 @@ import csv
 import io
 import random
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from cryptochart.kline import Kline
 from cryptochart.settings import Settings
-from db.migrate import MigrationResult, migrate
+from db.migrate import MigrationResult, detect_flavour, discover, migrate
 from ingest.aggregator import MinuteJob
-from ingest.inserter import staging_rows
-from ingest.kline_sql import CREATE_STAGING, UPSERT
+from ingest.inserter import staging_rows, write_batch
 from tests.conftest import Conn
-from tests.pipeline import rolled_up, stored_row
+from tests.pipeline import DATA, rolled_up, stored_row
 from tests.test_schema import AGGREGATES, KLINE_COLUMNS, columns
-from tests.timescaledb.fixtures import timescaledb_server
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
@@ -53,9 +46,13 @@ Candle = tuple[object, ...]
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    with timescaledb_server() as url:
-        yield url
+def server(database_factory: Callable[[str], str]) -> str:
+    """An empty database on the local server, which must offer TimescaleDB."""
+    url = database_factory("timescaledb")
+    with connect(url) as conn:
+        if detect_flavour(conn) != "timescaledb":
+            pytest.skip("the server does not offer TimescaleDB (run scripts/timescaledb.sh)")
+    return url
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +79,8 @@ def test_migrations_build_the_timescaledb_flavour(
 ) -> None:
     first, second = migrations
     assert first.flavour == "timescaledb"
-    assert first.applied == [
-        "0001_core",
-        "0002_kline_1s",
-        "0003_aggregates",
-        "0004_grants",
-        "0005_no_temporary_for_readers",
-    ]
+    assert first.applied == [f"{m.version}_{m.name}" for m in discover("timescaledb")]
+    assert any(".timescaledb." in m.path.name for m in discover("timescaledb"))
     assert second.flavour == "timescaledb"
     assert second.applied == []
     with connect(url) as conn:
@@ -172,6 +164,7 @@ def test_retention_jobs_drop_old_chunks_and_aggregates(url: str) -> None:
             **{r: defaults.retention_aggregates for r in AGGREGATES},
         }
 
+        # Run now rather than on the job scheduler's clock.
         conn.execute("CALL run_job(%s)", (policies["kline_1s"][0],))
         expired = conn.execute(
             "SELECT count(*) FROM timescaledb_information.chunks "
@@ -218,22 +211,8 @@ def refresh(conn: Conn, relation: str, start: datetime, end: datetime) -> None:
 
 
 def write_klines(conn: Conn, klines: list[Kline]) -> None:
-    """The inserter's own upsert and checkpoint SQL, with the batch staged by a plain INSERT
-    instead of its COPY (which this server cannot take)."""
-    staged = staging_rows(enumerate(klines))
-    arrays = [list(column) for column in zip(*staged, strict=True)]
-    for i in (*range(4, 10), 11, 12):
-        arrays[i] = [str(v) for v in arrays[i]]
-    with conn.transaction():
-        conn.execute(CREATE_STAGING)
-        conn.execute(
-            "INSERT INTO kline_staging SELECT * FROM unnest(%s::bigint[], %s::text[], "
-            "%s::bigint[], %s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[], "
-            "%s::numeric[], %s::numeric[], %s::numeric[], %s::bigint[], %s::numeric[], "
-            "%s::numeric[])",
-            arrays,
-        )
-        conn.execute(UPSERT)
+    """One batch through the inserter's own COPY, upsert and checkpoint SQL."""
+    write_batch(conn, staging_rows(enumerate(klines)))
 
 
 def checkpoint(conn: Conn, klines: list[Kline]) -> None:
