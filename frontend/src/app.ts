@@ -272,7 +272,7 @@ export class App {
     this.lastHoleFillAt = Date.now();
     const generation = this.generation;
     const { symbol, interval } = this;
-    window.setTimeout(async () => {
+    const fill = async (): Promise<void> => {
       try {
         const klines = await fetchKlines(symbol, interval, {
           startTime: afterTime * 1000 + INTERVAL_MS[interval],
@@ -289,7 +289,8 @@ export class App {
       } finally {
         this.holeFilling = false;
       }
-    }, HOLE_FILL_DELAY_MS);
+    };
+    window.setTimeout(() => void fill(), HOLE_FILL_DELAY_MS);
   }
 
   private flushPending(): void {
