@@ -27,6 +27,7 @@ lint:
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
+	cd frontend && npm run --silent lint && npm run --silent format:check
 
 # Re-resolve requirements.lock (every Python package pinned, with hashes) from pyproject.toml,
 # keeping the current pins where they still fit; `make lock ARGS=--upgrade` moves all to the newest,

@@ -55,7 +55,10 @@ export class ApiRejected extends Error {
   /** Whether the error names this query parameter, in its detail or its `extra`. */
   names(parameter: string): boolean {
     const words = new RegExp(`\\b${parameter}\\b`, "i");
-    return words.test(this.detail) || (this.extra !== undefined && words.test(JSON.stringify(this.extra)));
+    return (
+      words.test(this.detail) ||
+      (this.extra !== undefined && words.test(JSON.stringify(this.extra)))
+    );
   }
 }
 
@@ -71,7 +74,11 @@ export interface KlineQuery {
 /** The most the API returns per klines request. */
 export const KLINES_MAX_LIMIT = 1000;
 
-async function getJson<T>(path: string, params: Record<string, string | number | undefined>, signal?: AbortSignal): Promise<T> {
+async function getJson<T>(
+  path: string,
+  params: Record<string, string | number | undefined>,
+  signal?: AbortSignal,
+): Promise<T> {
   const query = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {
     if (value !== undefined) query.set(key, String(value));
@@ -79,7 +86,10 @@ async function getJson<T>(path: string, params: Record<string, string | number |
   const url = query.size > 0 ? `${path}?${query}` : path;
   let response: Response;
   try {
-    response = await fetch(url, { signal: signal ?? null, headers: { Accept: "application/json" } });
+    response = await fetch(url, {
+      signal: signal ?? null,
+      headers: { Accept: "application/json" },
+    });
   } catch (error) {
     if (signal?.aborted) throw error;
     throw new ApiUnavailable(`${path}: ${String(error)}`);
@@ -108,7 +118,12 @@ async function errorBody(response: Response): Promise<{ detail: string; extra: u
   }
 }
 
-export function fetchKlines(symbol: string, interval: Interval, query: KlineQuery, signal?: AbortSignal): Promise<RawKline[]> {
+export function fetchKlines(
+  symbol: string,
+  interval: Interval,
+  query: KlineQuery,
+  signal?: AbortSignal,
+): Promise<RawKline[]> {
   return getJson<RawKline[]>("/api/v1/klines", { symbol, interval, ...query }, signal);
 }
 

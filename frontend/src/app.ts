@@ -20,7 +20,13 @@ import { INTERVAL_MS, INTERVALS, type Interval } from "./intervals.ts";
 import { LatencyWindow } from "./latency.ts";
 import { Legend } from "./legend.ts";
 import { SymbolList } from "./sidebar.ts";
-import { LiveSocket, type Connection, type KlineMessage, type ServerMessage, type TickerMessage } from "./socket.ts";
+import {
+  LiveSocket,
+  type Connection,
+  type KlineMessage,
+  type ServerMessage,
+  type TickerMessage,
+} from "./socket.ts";
 import { StatusBar } from "./statusbar.ts";
 import { DEFAULT_SYMBOL, replaceUrl, viewFromSearch } from "./url.ts";
 
@@ -107,8 +113,11 @@ export class App {
       retryNow: () => void this.loadChart(),
       open: (symbol) => this.select(symbol, this.interval),
     });
-    this.sidebar = new SymbolList($("symbol-list"), $<HTMLInputElement>("symbol-search"), $("symbol-list-empty"), (symbol) =>
-      this.select(symbol, this.interval),
+    this.sidebar = new SymbolList(
+      $("symbol-list"),
+      $<HTMLInputElement>("symbol-search"),
+      $("symbol-list-empty"),
+      (symbol) => this.select(symbol, this.interval),
     );
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     this.socket = new LiveSocket(`${scheme}://${location.host}/ws`, {
@@ -143,7 +152,9 @@ export class App {
       symbol: this.symbol,
       interval: this.interval,
       lastPrice: Object.fromEntries([...this.prices].map(([symbol, p]) => [symbol, p.price])),
-      lastBar: last ? { time: last.time, open: last.open, high: last.high, low: last.low, close: last.close } : null,
+      lastBar: last
+        ? { time: last.time, open: last.open, high: last.high, low: last.low, close: last.close }
+        : null,
       barCount: this.store.size,
       connection: this.connection,
       latencyP50Ms: p50 === null ? null : Math.round(p50),
@@ -155,7 +166,13 @@ export class App {
 
   /** Switch what the chart shows; the address bar follows. */
   select(symbol: string, interval: Interval): void {
-    if (symbol === this.symbol && interval === this.interval && this.chartState.current !== "unknown-symbol") return;
+    if (
+      symbol === this.symbol &&
+      interval === this.interval &&
+      this.chartState.current !== "unknown-symbol"
+    ) {
+      return;
+    }
     this.symbol = symbol;
     this.interval = interval;
     this.showView();
@@ -209,7 +226,11 @@ export class App {
     const bars = klines.map(barFromKline);
     this.store.reset(bars);
     this.olderExhausted = klines.length < KLINES_MAX_LIMIT;
-    this.chart.show(this.store.bars, interval, pricePrecision(klines.slice(-200).flatMap((k) => [k[1], k[2], k[3], k[4]])));
+    this.chart.show(
+      this.store.bars,
+      interval,
+      pricePrecision(klines.slice(-200).flatMap((k) => [k[1], k[2], k[3], k[4]])),
+    );
     this.flushPending();
     this.chartState.set(this.store.size > 0 ? "ready" : "empty", { symbol, interval });
     this.renderLegend();
@@ -221,7 +242,9 @@ export class App {
     this.buffering = false;
     if (error instanceof ApiRejected) {
       const unknownSymbol = (error.status === 400 || error.status === 404) && error.names("symbol");
-      const suggestion = this.symbols.find((s) => s !== symbol) ?? (symbol !== DEFAULT_SYMBOL ? DEFAULT_SYMBOL : undefined);
+      const suggestion =
+        this.symbols.find((s) => s !== symbol) ??
+        (symbol !== DEFAULT_SYMBOL ? DEFAULT_SYMBOL : undefined);
       this.chartState.set(unknownSymbol ? "unknown-symbol" : "rejected", {
         symbol,
         interval,
@@ -238,7 +261,9 @@ export class App {
     }, delay);
   }
 
-  /** After the socket (re)opens: fetch what was missed while it was down, from the newest bar on. */
+  /**
+   * After the socket (re)opens: fetch what was missed while it was down, from the newest bar on.
+   */
   private async fillGap(): Promise<void> {
     const last = this.store.last;
     if (this.buffering || last === undefined) return;
@@ -248,7 +273,10 @@ export class App {
     this.pending = [];
     let klines: RawKline[];
     try {
-      klines = await fetchKlines(symbol, interval, { startTime: last.time * 1000, limit: KLINES_MAX_LIMIT });
+      klines = await fetchKlines(symbol, interval, {
+        startTime: last.time * 1000,
+        limit: KLINES_MAX_LIMIT,
+      });
     } catch {
       klines = [];
     }
@@ -310,7 +338,10 @@ export class App {
     this.loadingOlder = true;
     this.renderBarCount();
     try {
-      const klines = await fetchKlines(symbol, interval, { endTime: first.time * 1000 - 1, limit: KLINES_MAX_LIMIT });
+      const klines = await fetchKlines(symbol, interval, {
+        endTime: first.time * 1000 - 1,
+        limit: KLINES_MAX_LIMIT,
+      });
       if (generation !== this.generation) return;
       if (klines.length < KLINES_MAX_LIMIT) this.olderExhausted = true;
       if (this.store.prepend(klines.map(barFromKline)) > 0) this.chart.setAll(this.store.bars);
@@ -344,7 +375,9 @@ export class App {
     }
     this.chart.update(bar);
     if (this.store.size === 1) this.chart.setPrecision(pricePrecision([k[1], k[2], k[3], k[4]]));
-    if (this.chartState.current === "empty") this.chartState.set("ready", { symbol: this.symbol, interval: this.interval });
+    if (this.chartState.current === "empty") {
+      this.chartState.set("ready", { symbol: this.symbol, interval: this.interval });
+    }
     if (result === "appended") this.renderBarCount();
     if (this.hoverTime === null || this.hoverTime === bar.time) this.renderLegend();
   }
@@ -356,9 +389,14 @@ export class App {
     if (this.metaLoading) return;
     this.metaLoading = true;
     // Only the symbol list is essential; tickers and the source also arrive over the socket.
-    const optional = <T>(promise: Promise<T>): Promise<T | undefined> => promise.catch(() => undefined);
+    const optional = <T>(promise: Promise<T>): Promise<T | undefined> =>
+      promise.catch(() => undefined);
     try {
-      const [symbols, tickers, source] = await Promise.all([fetchSymbols(), optional(fetchTickers()), optional(fetchSource())]);
+      const [symbols, tickers, source] = await Promise.all([
+        fetchSymbols(),
+        optional(fetchTickers()),
+        optional(fetchSource()),
+      ]);
       if (source !== undefined) this.setSource(source);
       this.symbols = symbols.map((s) => s.symbol);
       this.sidebar.setSymbols(this.symbols);
@@ -366,7 +404,11 @@ export class App {
       for (const t of tickers ?? []) this.setTicker(t);
       this.socket.followTickers(this.symbols);
       $("symbol-count").textContent = String(this.symbols.length);
-      if (!this.symbolGiven && !this.symbols.includes(this.symbol) && this.symbols[0] !== undefined) {
+      if (
+        !this.symbolGiven &&
+        !this.symbols.includes(this.symbol) &&
+        this.symbols[0] !== undefined
+      ) {
         this.select(this.symbols[0], this.interval);
       }
     } catch {
@@ -446,7 +488,9 @@ export class App {
   private onKline(message: KlineMessage): void {
     this.sampleLatency(message);
     this.setPrice(message.symbol, message.k[4], message.eventTime);
-    if (message.symbol === this.symbol && message.interval === this.interval) this.applyKline(message.k);
+    if (message.symbol === this.symbol && message.interval === this.interval) {
+      this.applyKline(message.k);
+    }
   }
 
   private onTicker(message: TickerMessage): void {
@@ -467,12 +511,18 @@ export class App {
   }
 
   private renderBarCount(): void {
-    this.statusBar.setBars(this.store.size, this.loadingOlder, this.olderExhausted && this.store.size > 0);
+    this.statusBar.setBars(
+      this.store.size,
+      this.loadingOlder,
+      this.olderExhausted && this.store.size > 0,
+    );
   }
 
   private updateTitle(): void {
     const price = this.prices.get(this.symbol)?.price;
-    document.title = price ? `${price} · ${this.symbol} · cryptochart` : `${this.symbol} · cryptochart`;
+    document.title = price
+      ? `${price} · ${this.symbol} · cryptochart`
+      : `${this.symbol} · cryptochart`;
   }
 
   private showToast(text: string): void {

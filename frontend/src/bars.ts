@@ -72,7 +72,10 @@ export class BarStore {
     return fresh.length;
   }
 
-  /** Bars from anywhere in time (a hole being filled); same-time bars are replaced. Returns how many. */
+  /**
+   * Bars from anywhere in time (a hole being filled); same-time bars are replaced. Returns how
+   * many.
+   */
   merge(bars: readonly Bar[]): number {
     if (bars.length === 0) return 0;
     this.reset([...this.list, ...bars]);

@@ -1,4 +1,7 @@
-/** What the chart area says when it has no candles to show: loading, empty, API down, unknown symbol. */
+/**
+ * What the chart area says when it has no candles to show: loading, empty, API down, unknown
+ * symbol.
+ */
 export type ChartState = "loading" | "ready" | "empty" | "api-down" | "unknown-symbol" | "rejected";
 
 export interface ChartStateDetail {
@@ -29,7 +32,9 @@ export class ChartStateView {
     root.addEventListener("click", (event) => {
       const target = (event.target as HTMLElement).closest<HTMLElement>("[data-action]");
       if (target?.dataset.action === "retry") this.actions.retryNow();
-      if (target?.dataset.action === "open" && target.dataset.symbol) this.actions.open(target.dataset.symbol);
+      if (target?.dataset.action === "open" && target.dataset.symbol) {
+        this.actions.open(target.dataset.symbol);
+      }
     });
   }
 
@@ -48,8 +53,9 @@ export class ChartStateView {
     }
     this.render(Date.now());
     // A fast load should not blink a "loading" card.
-    if (state === "loading") this.showTimer = window.setTimeout(() => (this.root.hidden = false), 250);
-    else this.root.hidden = false;
+    if (state === "loading") {
+      this.showTimer = window.setTimeout(() => (this.root.hidden = false), 250);
+    } else this.root.hidden = false;
   }
 
   /** Once a second: the retry countdown. */
@@ -84,8 +90,12 @@ export class ChartStateView {
       }
       case "unknown-symbol":
         title.textContent = `Unknown symbol “${symbol}”`;
-        body.textContent = detail ? `The API says: ${detail}` : "The API has no data for this symbol.";
-        if (suggestion) actions.append(button(`Open ${suggestion}`, { action: "open", symbol: suggestion }));
+        body.textContent = detail
+          ? `The API says: ${detail}`
+          : "The API has no data for this symbol.";
+        if (suggestion) {
+          actions.append(button(`Open ${suggestion}`, { action: "open", symbol: suggestion }));
+        }
         break;
       case "rejected":
         title.textContent = `The API refused ${symbol} · ${interval}`;

@@ -54,7 +54,11 @@ export class CandleChart {
         fontSize: 11,
         // The licence asks for a visible link to TradingView; the logo on the chart is one.
         attributionLogo: true,
-        panes: { separatorColor: theme.border, separatorHoverColor: theme.borderHover, enableResize: true },
+        panes: {
+          separatorColor: theme.border,
+          separatorHoverColor: theme.borderHover,
+          enableResize: true,
+        },
       },
       grid: {
         vertLines: { color: theme.grid },
@@ -62,8 +66,16 @@ export class CandleChart {
       },
       crosshair: {
         mode: CrosshairMode.Normal,
-        vertLine: { color: theme.crosshair, style: LineStyle.Dashed, labelBackgroundColor: theme.raised },
-        horzLine: { color: theme.crosshair, style: LineStyle.Dashed, labelBackgroundColor: theme.raised },
+        vertLine: {
+          color: theme.crosshair,
+          style: LineStyle.Dashed,
+          labelBackgroundColor: theme.raised,
+        },
+        horzLine: {
+          color: theme.crosshair,
+          style: LineStyle.Dashed,
+          labelBackgroundColor: theme.raised,
+        },
       },
       rightPriceScale: { borderColor: theme.border, scaleMargins: { top: 0.12, bottom: 0.06 } },
       timeScale: {
@@ -73,7 +85,8 @@ export class CandleChart {
         rightOffset: 6,
         barSpacing: 7,
         minBarSpacing: 0.5,
-        tickMarkFormatter: (time: Time, kind: number) => formatTick(this.realMs(time), kind as TickKind, this.interval === "1d"),
+        tickMarkFormatter: (time: Time, kind: number) =>
+          formatTick(this.realMs(time), kind as TickKind, this.interval === "1d"),
       },
       localization: {
         timeFormatter: (time: Time) => formatCrosshairTime(this.realMs(time), this.interval),
@@ -93,13 +106,19 @@ export class CandleChart {
       { priceFormat: { type: "volume" }, priceLineVisible: false, lastValueVisible: false },
       1,
     );
-    this.volume.priceScale().applyOptions({ scaleMargins: { top: 0.15, bottom: 0 }, borderColor: theme.border });
+    this.volume
+      .priceScale()
+      .applyOptions({ scaleMargins: { top: 0.15, bottom: 0 }, borderColor: theme.border });
     const [pricePane, volumePane] = this.chart.panes();
     pricePane?.setStretchFactor(4);
     volumePane?.setStretchFactor(1);
 
     this.chart.subscribeCrosshairMove((param: MouseEventParams) => {
-      events.hover(param.time !== undefined && param.point !== undefined ? this.realMs(param.time) / 1000 : null);
+      events.hover(
+        param.time !== undefined && param.point !== undefined
+          ? this.realMs(param.time) / 1000
+          : null,
+      );
     });
     this.chart.timeScale().subscribeVisibleLogicalRangeChange((range: LogicalRange | null) => {
       if (this.isNearOldest(range)) events.nearOldest();
@@ -107,7 +126,9 @@ export class CandleChart {
   }
 
   /** Whether the view (by default the current one) reaches within a margin of the oldest bar. */
-  isNearOldest(range: LogicalRange | null = this.chart.timeScale().getVisibleLogicalRange()): boolean {
+  isNearOldest(
+    range: LogicalRange | null = this.chart.timeScale().getVisibleLogicalRange(),
+  ): boolean {
     if (range === null) return false;
     const info = this.candles.barsInLogicalRange(range);
     return info !== null && info.barsBefore < HISTORY_MARGIN_BARS;
@@ -128,7 +149,9 @@ export class CandleChart {
   }
 
   setPrecision(precision: number): void {
-    this.candles.applyOptions({ priceFormat: { type: "price", precision, minMove: 10 ** -precision } });
+    this.candles.applyOptions({
+      priceFormat: { type: "price", precision, minMove: 10 ** -precision },
+    });
   }
 
   /** Replace the data keeping the view where it is (after older history was prepended). */
@@ -159,7 +182,10 @@ export class CandleChart {
 
   private volumeBar(bar: Bar): HistogramData {
     const time = (bar.time + this.shift) as UTCTimestamp;
-    return { time, value: bar.volume, color: bar.close >= bar.open ? theme.upVolume : theme.downVolume };
+    return {
+      time,
+      value: bar.volume,
+      color: bar.close >= bar.open ? theme.upVolume : theme.downVolume,
+    };
   }
 }
-

@@ -9,8 +9,22 @@ const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "
 function parts(ms: number, utc: boolean) {
   const d = new Date(ms);
   return utc
-    ? { y: d.getUTCFullYear(), mo: d.getUTCMonth(), d: d.getUTCDate(), h: d.getUTCHours(), mi: d.getUTCMinutes(), s: d.getUTCSeconds() }
-    : { y: d.getFullYear(), mo: d.getMonth(), d: d.getDate(), h: d.getHours(), mi: d.getMinutes(), s: d.getSeconds() };
+    ? {
+        y: d.getUTCFullYear(),
+        mo: d.getUTCMonth(),
+        d: d.getUTCDate(),
+        h: d.getUTCHours(),
+        mi: d.getUTCMinutes(),
+        s: d.getUTCSeconds(),
+      }
+    : {
+        y: d.getFullYear(),
+        mo: d.getMonth(),
+        d: d.getDate(),
+        h: d.getHours(),
+        mi: d.getMinutes(),
+        s: d.getSeconds(),
+      };
 }
 
 /** A bar's open time at the precision its interval needs: "2024-11-26 14:32:05". */

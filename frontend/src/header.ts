@@ -1,4 +1,7 @@
-/** The header: what is shown, its price, the connection, the latency, and the simulated-data banner. */
+/**
+ * The header: what is shown, its price, the connection, the latency, and the simulated-data
+ * banner.
+ */
 import type { Source, Ticker } from "./api.ts";
 import { direction, formatChangePercent, formatDecimal } from "./format.ts";
 import type { Interval } from "./intervals.ts";
@@ -90,6 +93,7 @@ export class Header {
           ? "connecting…"
           : `offline · retry in ${Math.max(0, Math.ceil(((this.retryAt ?? now) - now) / 1000))}s`;
     this.connectionText.textContent = text;
-    this.connection.title = this.state === "open" ? "Live updates over WebSocket" : "Live updates paused; reconnecting";
+    this.connection.title =
+      this.state === "open" ? "Live updates over WebSocket" : "Live updates paused; reconnecting";
   }
 }

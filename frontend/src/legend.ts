@@ -1,10 +1,16 @@
-/** The crosshair legend: O H L C V of the hovered bar (or the newest), as the exchange wrote them. */
+/**
+ * The crosshair legend: O H L C V of the hovered bar (or the newest), as the exchange wrote
+ * them.
+ */
 import type { Bar } from "./bars.ts";
 import { direction, formatBarTime, formatDecimal } from "./format.ts";
 import type { Interval } from "./intervals.ts";
 
 export class Legend {
-  private readonly fields: Record<"o" | "h" | "l" | "c" | "v" | "chg" | "time" | "utc", HTMLElement>;
+  private readonly fields: Record<
+    "o" | "h" | "l" | "c" | "v" | "chg" | "time" | "utc",
+    HTMLElement
+  >;
 
   constructor(private readonly root: HTMLElement) {
     root.innerHTML = `
@@ -16,9 +22,20 @@ export class Legend {
         <span class="k">V</span><span class="v num" data-f="v"></span>
         <span class="v num chg" data-f="chg"></span>
       </div>
-      <div class="legend-time"><span class="num" data-f="time"></span><span class="num utc" data-f="utc"></span></div>`;
+      <div class="legend-time">
+        <span class="num" data-f="time"></span><span class="num utc" data-f="utc"></span>
+      </div>`;
     const get = (f: string) => root.querySelector<HTMLElement>(`[data-f="${f}"]`)!;
-    this.fields = { o: get("o"), h: get("h"), l: get("l"), c: get("c"), v: get("v"), chg: get("chg"), time: get("time"), utc: get("utc") };
+    this.fields = {
+      o: get("o"),
+      h: get("h"),
+      l: get("l"),
+      c: get("c"),
+      v: get("v"),
+      chg: get("chg"),
+      time: get("time"),
+      utc: get("utc"),
+    };
   }
 
   /** `hovered` shows the UTC time next to the local one, as the crosshair sits on a bar. */

@@ -9,5 +9,9 @@ declare global {
 }
 
 const app = new App();
-Object.defineProperty(window, "__cryptochart", { get: () => app.snapshot(), enumerable: false, configurable: false });
+Object.defineProperty(window, "__cryptochart", {
+  get: () => app.snapshot(),
+  enumerable: false,
+  configurable: false,
+});
 app.start();

@@ -136,7 +136,9 @@ function createRow(symbol: string): Row {
 }
 
 function flash(el: HTMLElement, move: "up" | "down"): void {
-  const color = getComputedStyle(el).getPropertyValue(move === "up" ? "--up" : "--down").trim();
+  const color = getComputedStyle(el)
+    .getPropertyValue(move === "up" ? "--up" : "--down")
+    .trim();
   el.animate(
     [
       { color, backgroundColor: `color-mix(in srgb, ${color} 12%, transparent)` },

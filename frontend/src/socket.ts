@@ -1,4 +1,7 @@
-/** The WebSocket half of the backend contract: one connection, resubscribed after every reconnect. */
+/**
+ * The WebSocket half of the backend contract: one connection, resubscribed after every
+ * reconnect.
+ */
 import type { RawKline } from "./api.ts";
 import type { Interval } from "./intervals.ts";
 
@@ -36,7 +39,10 @@ export type ServerMessage =
 
 export interface SocketEvents {
   message(message: ServerMessage): void;
-  /** `retryAt` is when the next attempt starts, while closed; after "open" the subscriptions are sent. */
+  /**
+   * `retryAt` is when the next attempt starts, while closed; after "open" the subscriptions are
+   * sent.
+   */
   connection(state: Connection, retryAt: number | null): void;
 }
 
@@ -68,7 +74,14 @@ export class LiveSocket {
     const previous = this.kline;
     if (previous?.symbol === symbol && previous.interval === interval) return;
     this.kline = { symbol, interval };
-    if (previous) this.send({ op: "unsubscribe", channel: "kline", symbols: [previous.symbol], interval: previous.interval });
+    if (previous) {
+      this.send({
+        op: "unsubscribe",
+        channel: "kline",
+        symbols: [previous.symbol],
+        interval: previous.interval,
+      });
+    }
     this.send({ op: "subscribe", channel: "kline", symbols: [symbol], interval });
   }
 
@@ -118,8 +131,17 @@ export class LiveSocket {
   }
 
   private resubscribe(): void {
-    if (this.kline) this.send({ op: "subscribe", channel: "kline", symbols: [this.kline.symbol], interval: this.kline.interval });
-    if (this.tickers.length > 0) this.send({ op: "subscribe", channel: "ticker", symbols: this.tickers });
+    if (this.kline) {
+      this.send({
+        op: "subscribe",
+        channel: "kline",
+        symbols: [this.kline.symbol],
+        interval: this.kline.interval,
+      });
+    }
+    if (this.tickers.length > 0) {
+      this.send({ op: "subscribe", channel: "ticker", symbols: this.tickers });
+    }
   }
 
   private scheduleRetry(): void {
@@ -157,7 +179,9 @@ function parse(data: unknown): ServerMessage | null {
   if (typeof data !== "string") return null;
   try {
     const message = JSON.parse(data) as { type?: unknown };
-    return typeof message === "object" && message !== null && typeof message.type === "string" ? (message as ServerMessage) : null;
+    return typeof message === "object" && message !== null && typeof message.type === "string"
+      ? (message as ServerMessage)
+      : null;
   } catch {
     return null;
   }

@@ -2,7 +2,12 @@
 import type { Source } from "./api.ts";
 import { formatClock, zoneLabel } from "./format.ts";
 
-const SOURCE_NAMES: Record<Source, string> = { sim: "simulated", binance: "binance", replay: "replay", unknown: "unknown" };
+const SOURCE_NAMES: Record<Source, string> = {
+  sim: "simulated",
+  binance: "binance",
+  replay: "replay",
+  unknown: "unknown",
+};
 
 const $ = (id: string): HTMLElement => document.getElementById(id) as HTMLElement;
 

@@ -11,5 +11,7 @@ export const theme = {
   down: "#e5534b",
   upVolume: "rgba(63, 182, 139, 0.42)",
   downVolume: "rgba(229, 83, 75, 0.42)",
-  mono: 'ui-monospace, "JetBrains Mono", "SF Mono", Menlo, Consolas, "DejaVu Sans Mono", "Liberation Mono", monospace',
+  mono:
+    'ui-monospace, "JetBrains Mono", "SF Mono", Menlo, Consolas, "DejaVu Sans Mono", ' +
+    '"Liberation Mono", monospace',
 } as const;

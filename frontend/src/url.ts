@@ -31,5 +31,7 @@ export function searchFromView(symbol: string, interval: Interval, current = "")
 /** Keep the address bar in step with what is shown, without adding history entries. */
 export function replaceUrl(symbol: string, interval: Interval): void {
   const search = searchFromView(symbol, interval, location.search);
-  if (search !== location.search) history.replaceState(history.state, "", `${location.pathname}${search}${location.hash}`);
+  if (search !== location.search) {
+    history.replaceState(history.state, "", `${location.pathname}${search}${location.hash}`);
+  }
 }

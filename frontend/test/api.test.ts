@@ -4,8 +4,16 @@ import { ApiRejected, toSource } from "../src/api.ts";
 
 test("an error names the parameter in its detail or its extra", () => {
   assert.ok(new ApiRejected(400, "Unknown symbol: FOO").names("symbol"));
-  assert.ok(new ApiRejected(400, "Validation failed for GET /api/v1/klines", [{ key: "symbol", message: "unknown" }]).names("symbol"));
-  assert.ok(!new ApiRejected(400, "interval must be one of 1s, 1m", { parameter: "interval" }).names("symbol"));
+  assert.ok(
+    new ApiRejected(400, "Validation failed for GET /api/v1/klines", [
+      { key: "symbol", message: "unknown" },
+    ]).names("symbol"),
+  );
+  assert.ok(
+    !new ApiRejected(400, "interval must be one of 1s, 1m", { parameter: "interval" }).names(
+      "symbol",
+    ),
+  );
   assert.ok(!new ApiRejected(400, "symbols list too long").names("symbol"));
 });
 

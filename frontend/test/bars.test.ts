@@ -3,7 +3,20 @@ import { test } from "node:test";
 import type { RawKline } from "../src/api.ts";
 import { BarStore, barFromKline, type Bar } from "../src/bars.ts";
 
-const kline = (openMs: number, close = "100.50"): RawKline => [openMs, "100.00", "101.25", "99.75", close, "12.34500000", openMs + 59_999, "1240.5", 42, "6.1", "612.2", "0"];
+const kline = (openMs: number, close = "100.50"): RawKline => [
+  openMs,
+  "100.00",
+  "101.25",
+  "99.75",
+  close,
+  "12.34500000",
+  openMs + 59_999,
+  "1240.5",
+  42,
+  "6.1",
+  "612.2",
+  "0",
+];
 const bar = (sec: number, close = "100.50"): Bar => barFromKline(kline(sec * 1000, close));
 
 test("a kline becomes a bar in seconds, keeping the exchange's strings", () => {
@@ -22,13 +35,19 @@ test("upsert replaces the newest bar, appends newer ones, refuses older ones", (
   assert.equal(store.upsert(bar(180)), "appended");
   assert.equal(store.upsert(bar(60, "1")), "stale");
   assert.equal(store.at(60)?.raw.close, "100.50");
-  assert.deepEqual(store.bars.map((b) => b.time), [60, 120, 180]);
+  assert.deepEqual(
+    store.bars.map((b) => b.time),
+    [60, 120, 180],
+  );
 });
 
 test("reset sorts and de-duplicates", () => {
   const store = new BarStore();
   store.reset([bar(180), bar(60), bar(120), bar(60, "7")]);
-  assert.deepEqual(store.bars.map((b) => b.time), [60, 120, 180]);
+  assert.deepEqual(
+    store.bars.map((b) => b.time),
+    [60, 120, 180],
+  );
   assert.equal(store.at(60)?.raw.close, "7");
 });
 
@@ -36,7 +55,10 @@ test("prepend keeps only bars older than the first", () => {
   const store = new BarStore();
   store.reset([bar(180), bar(240)]);
   assert.equal(store.prepend([bar(60), bar(120), bar(180, "9")]), 2);
-  assert.deepEqual(store.bars.map((b) => b.time), [60, 120, 180, 240]);
+  assert.deepEqual(
+    store.bars.map((b) => b.time),
+    [60, 120, 180, 240],
+  );
   assert.equal(store.at(180)?.raw.close, "100.50");
   assert.equal(store.prepend([]), 0);
 });
@@ -45,7 +67,10 @@ test("merge fills a hole in the middle", () => {
   const store = new BarStore();
   store.reset([bar(60), bar(240)]);
   assert.equal(store.merge([bar(120), bar(180)]), 2);
-  assert.deepEqual(store.bars.map((b) => b.time), [60, 120, 180, 240]);
+  assert.deepEqual(
+    store.bars.map((b) => b.time),
+    [60, 120, 180, 240],
+  );
 });
 
 test("an empty store accepts its first live bar", () => {

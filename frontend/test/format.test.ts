@@ -1,6 +1,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { decimalsOf, formatDecimal, formatBarTime, formatCrosshairTime, formatChangePercent, formatTick, pricePrecision, splitSymbol, TickKind } from "../src/format.ts";
+import {
+  decimalsOf,
+  formatDecimal,
+  formatBarTime,
+  formatCrosshairTime,
+  formatChangePercent,
+  formatTick,
+  pricePrecision,
+  splitSymbol,
+  TickKind,
+} from "../src/format.ts";
 
 test("decimals ignore trailing zeros", () => {
   assert.equal(decimalsOf("61000.10000000"), 1);
