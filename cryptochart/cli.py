@@ -40,6 +40,8 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
             settings.retention_aggregates,
             args.flavour or settings.db_flavour,
             use_partman=settings.use_partman,
+            compress_after=settings.compress_after,
+            compress_aggregates_after=settings.compress_aggregates_after,
         )
         if result.flavour == "postgres":
             maintain(conn)

@@ -51,6 +51,9 @@ class Settings:
     # Storage policy.
     retention_1s: str = "7 days"
     retention_aggregates: str = "400 days"
+    # TimescaleDB only: chunks older than these are compressed (columnstore) by its job scheduler.
+    compress_after: str = "1 day"
+    compress_aggregates_after: str = "7 days"
     use_partman: bool = True  # plain PostgreSQL: pg_partman keeps the partitions, where installed
     # Stages.
     inserter_group: str = "cryptochart-inserter"

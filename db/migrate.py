@@ -14,6 +14,7 @@ from typing import Literal
 
 import psycopg
 
+from cryptochart.settings import Settings
 from db import policies
 
 Flavour = Literal["timescaledb", "postgres"]
@@ -85,8 +86,11 @@ def migrate(
     retention_aggregates: str,
     flavour: str | None = None,
     use_partman: bool = True,
+    compress_after: str | None = None,
+    compress_aggregates_after: str | None = None,
 ) -> MigrationResult:
-    """Apply what is missing, then (re)apply the retention policies. Safe to call again."""
+    """Apply what is missing, then (re)apply the retention and compression policies (None: the
+    settings' defaults). Safe to call again."""
     conn.autocommit = True
     conn.execute(
         "SELECT set_config('cryptochart.use_partman', %s, false)", ("on" if use_partman else "off",)
@@ -115,6 +119,13 @@ def migrate(
                 )
             applied.append(f"{migration.version}_{migration.name}")
         policies.apply_retention(conn, chosen, retention_1s, retention_aggregates)
+        defaults = Settings()
+        policies.apply_compression(
+            conn,
+            chosen,
+            compress_after or defaults.compress_after,
+            compress_aggregates_after or defaults.compress_aggregates_after,
+        )
         return MigrationResult(chosen, applied)
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_ID,))

@@ -1,8 +1,10 @@
-"""Retention: how long 1s klines and aggregates are kept, applied per schema flavour.
+"""Retention and compression: how long 1s klines and aggregates are kept, and (TimescaleDB) from
+what age their chunks are compressed, applied per schema flavour.
 
 Aggregates outlive the raw 1s klines, so an aggregate window is only refreshed while its raw
 klines still exist (the minute job clamps windows to the raw retention): refreshing a continuous
-aggregate over dropped raw chunks would delete its buckets.
+aggregate over dropped raw chunks would delete its buckets. Compressed chunks stay writable: a
+late kline lands in its compressed kline_1s chunk and a refresh rewrites compressed aggregates.
 """
 
 from __future__ import annotations
@@ -50,3 +52,23 @@ def apply_retention(
             "UPDATE partman.part_config SET retention = %s WHERE parent_table = 'public.kline_1s'",
             (raw,),
         )
+
+
+def check_compression(conn: psycopg.Connection[tuple[object, ...]], raw: str, agg: str) -> None:
+    for name, after in (("COMPRESS_AFTER", raw), ("COMPRESS_AGGREGATES_AFTER", agg)):
+        row = conn.execute("SELECT %s::interval > interval '0'", (after,)).fetchone()
+        if not row or not row[0]:
+            raise ValueError(f"CRYPTOCHART_{name} ({after}) must be a positive interval")
+
+
+def apply_compression(
+    conn: psycopg.Connection[tuple[object, ...]], flavour: Flavour, raw: str, agg: str
+) -> None:
+    """Have TimescaleDB's job scheduler compress kline_1s chunks older than ``raw`` and aggregate
+    chunks older than ``agg``. Plain PostgreSQL has no columnstore: nothing to do."""
+    check_compression(conn, raw, agg)
+    if flavour != "timescaledb":
+        return
+    for relation, after in [("kline_1s", raw)] + [(r, agg) for r in aggregate_relations(conn)]:
+        conn.execute("CALL remove_columnstore_policy(%s, if_exists => true)", (relation,))
+        conn.execute("CALL add_columnstore_policy(%s, after => %s::interval)", (relation, after))
