@@ -1,8 +1,10 @@
-"""``python -m bench [B1 …] [--quick]``: run benchmarks, print the table, write BENCHMARKS.md."""
+"""``python -m bench [B1 …] [--quick] [--flavours timescaledb,postgres]``: run benchmarks on each
+schema flavour side by side, print the table, write BENCHMARKS.md."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import tempfile
@@ -10,7 +12,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
+
 from cryptochart.settings import ROOT, Settings
+from db.migrate import FLAVOURS, Flavour, detect_flavour
 
 try:
     import psutil  # noqa: F401  (the benchmarks' process meter)
@@ -26,7 +31,7 @@ from bench import (
     machine,
     report,
 )
-from bench.results import Outcome, RunOptions
+from bench.results import LABELS, Outcome, RunOptions
 
 Benchmark = Callable[[Settings, RunOptions], Outcome]
 BENCHMARKS: dict[str, Benchmark] = {
@@ -36,7 +41,23 @@ BENCHMARKS: dict[str, Benchmark] = {
     "B4": history_api.run,
     "B5": capacity.run,
     "B6": live_api.run_memory,
+    # B7 (storage: bytes per stored 1s kline on both flavours, compressed and not) goes here
+    # once bench/storage.py is in: "B7": storage.run, and "B7" in BOTH_AT_ONCE.
 }
+# Benchmarks that measure every flavour themselves: run once, shown in a table of their own.
+BOTH_AT_ONCE: set[str] = set()
+
+
+def _flavours(text: str) -> tuple[Flavour, ...]:
+    chosen = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
+    unknown = [f for f in chosen if f not in FLAVOURS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"choose from {','.join(FLAVOURS)}")
+    return tuple(f for f in FLAVOURS if f in chosen)
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -49,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("only", nargs="*", metavar="B", help=f"a subset of {', '.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="a short smoke run, sizes cut down")
+    parser.add_argument(
+        "--flavours",
+        type=_flavours,
+        default=FLAVOURS,
+        metavar="F,F",
+        help=f"schema flavours to run each benchmark on (default {','.join(FLAVOURS)})",
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -76,32 +104,68 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     settings = Settings.from_env()
+    flavours: tuple[Flavour, ...] = args.flavours
+    with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
+        if "timescaledb" in flavours and detect_flavour(conn) != "timescaledb":
+            parser.error(
+                "the server does not offer the timescaledb extension (scripts/timescaledb.sh); "
+                "or run --flavours postgres"
+            )
     described = [
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-        f"{'quick' if args.quick else 'full'} run of {' '.join(chosen)}",
+        f"{'quick' if args.quick else 'full'} run of {' '.join(chosen)} on "
+        + " and ".join(LABELS[f] for f in flavours)
+        + (" (each benchmark on both, the one going first alternating)" if flavours[1:] else ""),
         *machine.describe(settings),
     ]
     print("\n".join(described), flush=True)
-    outcomes = []
+    groups: list[dict[Flavour, Outcome]] = []
+    once: list[Outcome] = []
+    spent = dict.fromkeys(flavours, 0.0)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="cryptochart-bench-") as tmp:
-        for name in chosen:
-            print(f"\n{name} …", flush=True)
-            t0 = time.monotonic()
-            options = RunOptions(args.quick, Path(tmp), args.profile, args.b3_speed)
-            outcome = BENCHMARKS[name](settings, options)
-            outcomes.append(outcome)
-            print(report.table([outcome]), flush=True)
-            print(f"({time.monotonic() - t0:.0f} s)", flush=True)
+
+        def run(name: str, flavour: Flavour) -> Outcome:
+            logs = Path(tmp) / flavour
+            logs.mkdir(exist_ok=True)
+            profile = args.profile / flavour if args.profile else None
+            options = RunOptions(args.quick, logs, flavour, profile, args.b3_speed)
+            return BENCHMARKS[name](settings, options)
+
+        for i, name in enumerate(chosen):
+            if name in BOTH_AT_ONCE:
+                if flavours != FLAVOURS:
+                    print(f"\n{name} skipped: it measures every flavour at once", flush=True)
+                    continue
+                print(f"\n{name} on {' and '.join(LABELS[f] for f in flavours)} …", flush=True)
+                t0 = time.monotonic()
+                once.append(run(name, flavours[0]))
+                print(report.table([], once[-1:]), flush=True)
+                print(f"({time.monotonic() - t0:.0f} s; load average {_load()})", flush=True)
+                continue
+            group: dict[Flavour, Outcome] = {}
+            # Which flavour goes first alternates, so a drift in the box's load favours neither.
+            for flavour in flavours[::-1] if i % 2 else flavours:
+                print(f"\n{name} on {LABELS[flavour]} …", flush=True)
+                t0 = time.monotonic()
+                group[flavour] = run(name, flavour)
+                print(report.table([{flavour: group[flavour]}]), flush=True)
+                spent[flavour] += time.monotonic() - t0
+                print(f"({time.monotonic() - t0:.0f} s; load average {_load()})", flush=True)
+            groups.append({f: group[f] for f in flavours})
     print()
-    print(report.table(outcomes))
-    took = f"total {time.monotonic() - started:.0f} s"
+    print(report.table(groups, once))
+    took = (
+        f"total {time.monotonic() - started:.0f} s ("
+        + ", ".join(f"{LABELS[f]} {s:.0f} s" for f, s in spent.items())
+        + f"); load average at the end: {_load()}"
+    )
     print(took)
     target = args.write
-    if target is None and not args.quick and chosen == list(BENCHMARKS):
+    if target is None and not args.quick and chosen == list(BENCHMARKS) and flavours == FLAVOURS:
         target = ROOT / "BENCHMARKS.md"
     if target is not None:
-        report.write_results(target, [*described, took], outcomes)
+        report.write_results(target, [*described, took], groups, once)
         print(f"results written to {target}")
     return 0
 

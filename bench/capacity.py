@@ -88,7 +88,7 @@ def run(base: Settings, options: RunOptions) -> Outcome:
     steps, warm, window = (QUICK_STEPS, 5.0, 15.0) if options.quick else (STEPS, 8.0, 60.0)
     out = Outcome("B5", "symbols sustained at 1 msg/s with total CPU < 50 %")
     results: list[Step] = []
-    with live_pipeline(base, "b5", steps[0], options.logs) as (settings, stages):
+    with live_pipeline(base, options, "b5", steps[0]) as (settings, stages):
         stages["producer"].stop()
         producer = stages.pop("producer")
         idle = Step(0, measure(settings, stages, IDLE_WINDOW), 0.0)
@@ -118,13 +118,22 @@ def run(base: Settings, options: RunOptions) -> Outcome:
         f"≥ {best:,} symbols (every step tried)" if every else f"{best:,} symbols",
         f"≥ {TARGET_SYMBOLS:,} symbols",
         best >= TARGET_SYMBOLS,
+        value=best,
+        better="higher",
     )
-    out.add("baseline: the same processes, no producer: CPU % of box", f"{idle.total:.1f}%")
+    out.add(
+        "baseline: the same processes, no producer: CPU % of box",
+        f"{idle.total:.1f}%",
+        value=idle.total,
+        better="lower",
+    )
     for step in results:
         verdict = "sustained" if step.sustained else "NOT sustained"
         out.add(
             f"{step.symbols:,} symbols: CPU % of box, ingest lag",
             f"{step.total:.0f}%, {step.lag_s:.1f} s ({verdict})",
+            value=step.total,
+            better="lower",
         )
     for step in [idle, *results]:
         name = f"{step.symbols:,} symbols" if step.symbols else "no producer"

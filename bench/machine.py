@@ -41,12 +41,26 @@ def _os() -> str:
 
 
 def _postgres(settings: Settings) -> str:
+    """The server's version and the extensions the two schema flavours use."""
     try:
         with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
             row = conn.execute("SHOW server_version").fetchone()
-        return f"PostgreSQL {row[0] if row else '?'}"
+            extensions = conn.execute(
+                """SELECT name, default_version FROM pg_available_extensions
+                   WHERE name IN ('timescaledb', 'pg_partman') ORDER BY name DESC"""
+            ).fetchall()
+            preload = conn.execute("SHOW shared_preload_libraries").fetchone()
     except psycopg.Error:
         return "PostgreSQL (unreachable)"
+    found = {str(name): str(version) for name, version in extensions}
+    timescaledb = (
+        f"TimescaleDB {found['timescaledb']}"
+        + (" (preloaded)" if preload and "timescaledb" in str(preload[0]) else "")
+        if "timescaledb" in found
+        else "no TimescaleDB"
+    )
+    partman = f"pg_partman {found['pg_partman']}" if "pg_partman" in found else "no pg_partman"
+    return f"PostgreSQL {row[0] if row else '?'} with {timescaledb}, {partman}"
 
 
 def _kafka(settings: Settings) -> str:

@@ -42,6 +42,7 @@ def stage_env(settings: Settings, **extra: str) -> dict[str, str]:
         "CRYPTOCHART_SYMBOLS": ",".join(settings.symbols),
         "CRYPTOCHART_SOURCE": settings.source,
         "CRYPTOCHART_API_PORT": str(settings.api_port),
+        "CRYPTOCHART_DB_FLAVOUR": settings.db_flavour,
         **extra,
     }
 

@@ -19,10 +19,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from cryptochart.settings import Settings
 from cryptochart.topics import ensure_topics
-from db.migrate import migrate
+from db.migrate import Flavour, migrate
 from db.partitions import maintain
 
 RUN_TOKEN = secrets.token_hex(3)  # one per `python -m bench`, in every name it creates
+SHORT: dict[Flavour, str] = {"timescaledb": "ts", "postgres": "pg"}
 
 
 def dbname(settings: Settings) -> str:
@@ -35,10 +36,12 @@ def with_dbname(url: str, dbname: str, **overrides: str) -> str:
 
 
 @contextmanager
-def scratch_settings(base: Settings, label: str, **changes: object) -> Iterator[Settings]:
-    """Settings on a fresh migrated database and fresh topics named ``cc_bench_<run>_<label>``;
-    both are dropped on exit, with the consumer groups that used them."""
-    name = f"cc_bench_{RUN_TOKEN}_{label}"
+def scratch_settings(
+    base: Settings, flavour: Flavour, label: str, **changes: object
+) -> Iterator[Settings]:
+    """Settings on a fresh database migrated to ``flavour`` and fresh topics, all named
+    ``cc_bench_<run>_<label>_<ts|pg>``; dropped on exit, with the consumer groups that used them."""
+    name = f"cc_bench_{RUN_TOKEN}_{label}_{SHORT[flavour]}"
     with psycopg.connect(base.database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = with_dbname(base.database_url, name)
@@ -50,13 +53,21 @@ def scratch_settings(base: Settings, label: str, **changes: object) -> Iterator[
         dead_letter_topic=f"{name}.dead-letter",
         inserter_group=f"{name}.inserter",
         inserter_instance_id="",
+        db_flavour=flavour,
         **changes,  # type: ignore[arg-type]
     )
     try:
         with psycopg.connect(url) as conn:
-            if migrate(conn, settings.retention_1s, settings.retention_aggregates).flavour == (
-                "postgres"
-            ):
+            migrated = migrate(
+                conn,
+                settings.retention_1s,
+                settings.retention_aggregates,
+                flavour,
+                use_partman=settings.use_partman,
+            )
+            if migrated.flavour != flavour:
+                raise RuntimeError(f"{name} was migrated as {migrated.flavour}, not {flavour}")
+            if flavour == "postgres":
                 maintain(conn)
         ensure_topics(settings)
         yield settings

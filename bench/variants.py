@@ -1,13 +1,20 @@
-"""``python -m bench.variants insert|history|minute-job``: the hot paths the profiles point at,
-timed in parts and next to candidate changes, in this process on a scratch database. Nothing
-here changes the product; the figures size the proposals in BENCHMARKS.md.
+"""``python -m bench.variants insert|history|minute-job|ws-deflate|realtime [--flavour F]``: the
+hot paths the profiles point at, timed in parts and next to candidate changes, in this process on
+a scratch database of the chosen schema flavour (default TimescaleDB). Nothing here changes the
+product; the figures size the proposals in BENCHMARKS.md.
 
 - insert: one inserter batch (5,000 klines of 1,000 symbols) phase by phase, as shipped, and
   with the changes proposed (decimals kept as text, a larger batch, asynchronous commit).
 - history: one 720-candle page of /api/v1/klines as api.history builds it, and the same rows
   selected as epoch milliseconds and numeric text, or as JSON built by PostgreSQL.
-- minute-job: one run of MinuteJob over two minutes of 1,000 symbols, phase by phase.
+- minute-job: one run of MinuteJob over two minutes of 1,000 symbols, phase by phase (the roll-up
+  of each level: kline_rollup() on plain PostgreSQL, refresh_continuous_aggregate on TimescaleDB).
 - ws-deflate: B2 and B6 again with clients that do not offer permessage-deflate.
+- realtime (TimescaleDB): history pages with the continuous aggregates materialised only (the
+  API folds the newest bucket from the finer levels, as shipped) against real-time aggregation
+  (``timescaledb.materialized_only = false``), with and without the API's folding; the pages
+  compared candle by candle, each timed in this process and under wrk against ``cryptochart
+  serve``.
 """
 
 from __future__ import annotations
@@ -24,9 +31,11 @@ import msgspec
 import psycopg
 
 from bench import klines as sim
+from bench.realtime import study as study_realtime
 from bench.scratch import scratch_settings
 from cryptochart.kline import decode, encode
 from cryptochart.settings import Settings
+from db.migrate import FLAVOURS, Flavour
 from ingest.inserter import staging_rows, write_batch
 from ingest.kline_sql import COPY_STAGING, CREATE_STAGING, STAGING_TYPES, UPSERT
 
@@ -128,7 +137,7 @@ def _fresh(conn: Conn) -> None:
     conn.commit()
 
 
-def study_insert(base: Settings) -> None:
+def study_insert(base: Settings, flavour: Flavour) -> None:
     names = sim.symbols(1_000)
     klines = sim.history(names, 100)  # 100,000 klines: 20 batches
     values = [encode(k) for k in klines]
@@ -138,7 +147,7 @@ def study_insert(base: Settings) -> None:
         ("decimals as text", _batch_text),
     ]
     with (
-        scratch_settings(base, "variants_insert", symbols=names) as settings,
+        scratch_settings(base, flavour, "variants_insert", symbols=names) as settings,
         psycopg.connect(settings.database_url) as conn,
     ):
         for label, batch_fn in runs:
@@ -182,7 +191,7 @@ FROM (SELECT (extract(epoch FROM open_time) * 1000)::bigint AS o, open::text AS 
 """
 
 
-def study_history(base: Settings) -> None:
+def study_history(base: Settings, flavour: Flavour) -> None:
     from datetime import UTC, datetime
 
     from psycopg import AsyncConnection, IsolationLevel
@@ -193,7 +202,7 @@ def study_history(base: Settings) -> None:
 
     names = sim.symbols(1)
     encoder = msgspec.json.Encoder()
-    with scratch_settings(base, "variants_history", symbols=names) as settings:
+    with scratch_settings(base, flavour, "variants_history", symbols=names) as settings:
         fill_day(settings, names)
 
         async def measure() -> None:
@@ -229,14 +238,15 @@ def study_history(base: Settings) -> None:
         asyncio.run(measure())
 
 
-def study_minute_job(base: Settings) -> None:
+def study_minute_job(base: Settings, flavour: Flavour) -> None:
     from ingest.aggregator import MinuteJob, levels
+    from ingest.windows import merged_ranges
 
     names = sim.symbols(1_000)
     minute = (int(time.time()) // 60 - 3) * 60_000
     klines = sim.history(names, 120, start_ms=minute)
     with (
-        scratch_settings(base, "variants_minute", symbols=names) as settings,
+        scratch_settings(base, flavour, "variants_minute", symbols=names) as settings,
         psycopg.connect(settings.database_url) as conn,
     ):
         for i in range(0, len(klines), BATCH):
@@ -246,8 +256,18 @@ def study_minute_job(base: Settings) -> None:
         timer = Timer()
         with timer("plan (watermark, pending checkpoints)"):
             plan = job._plan(conn)
-        with conn.transaction():
+        if flavour == "timescaledb":  # refresh_continuous_aggregate cannot run in a transaction
             for level in levels(conn):
+                ranges = merged_ranges(w.widened(level.bucket) for w in plan.windows)
+                with timer(f"refresh {level.relation} ({len(ranges)} ranges)"):
+                    for start, end in ranges:
+                        conn.execute(
+                            "CALL refresh_continuous_aggregate(%s, %s::timestamptz, "
+                            "%s::timestamptz)",
+                            (level.relation, start, end),
+                        )
+        with conn.transaction():
+            for level in levels(conn) if flavour == "postgres" else []:
                 aligned = [w.widened(level.bucket) for w in plan.windows]
                 with timer(f"kline_rollup {level.name} ({len(aligned)} windows)"):
                     conn.execute(
@@ -259,7 +279,7 @@ def study_minute_job(base: Settings) -> None:
                             [w.end for w in aligned],
                         ),
                     )
-            with timer(f"mark ({len(plan.pending)} checkpoint UPDATEs, one round trip each)"):
+            with timer(f"mark ({len(plan.pending)} checkpoints, one statement)"):
                 job._mark(conn, plan)
             timer_commit = time.perf_counter()
         print(f"COMMIT {1000 * (time.perf_counter() - timer_commit):.1f} ms")
@@ -267,7 +287,7 @@ def study_minute_job(base: Settings) -> None:
         print("\n".join(timer.lines(1_000, "ms")))
 
 
-def study_ws_deflate(base: Settings) -> None:
+def study_ws_deflate(base: Settings, flavour: Flavour) -> None:
     """B2 and B6 with clients that do not offer permessage-deflate (the API then sends plain)."""
     import tempfile
     from pathlib import Path
@@ -276,18 +296,25 @@ def study_ws_deflate(base: Settings) -> None:
     from bench.results import RunOptions
 
     with tempfile.TemporaryDirectory(prefix="cryptochart-bench-") as tmp:
-        outcomes = live_api.run_both(base, RunOptions(False, Path(tmp)), deflate=False)
-    print(report.table(outcomes))
+        b2, b6 = live_api.run_both(base, RunOptions(False, Path(tmp), flavour), deflate=False)
+    print(report.table([{flavour: b2}, {flavour: b6}]))
+
+
+STUDIES: dict[str, Callable[[Settings, Flavour], None]] = {
+    "insert": study_insert,
+    "history": study_history,
+    "minute-job": study_minute_job,
+    "ws-deflate": study_ws_deflate,
+    "realtime": study_realtime,
+}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.variants", description=__doc__)
-    parser.add_argument("study", choices=["insert", "history", "minute-job", "ws-deflate"])
+    parser.add_argument("study", choices=list(STUDIES))
+    parser.add_argument("--flavour", choices=FLAVOURS, default="timescaledb")
     args = parser.parse_args()
-    base = Settings.from_env()
-    {"insert": study_insert, "history": study_history, "minute-job": study_minute_job}[args.study](
-        base
-    )
+    STUDIES[args.study](Settings.from_env(), args.flavour)
     return 0
 
 
