@@ -64,6 +64,8 @@ def scratch_settings(
                 settings.retention_aggregates,
                 flavour,
                 use_partman=settings.use_partman,
+                compress_after=settings.compress_after,
+                compress_aggregates_after=settings.compress_aggregates_after,
             )
             if migrated.flavour != flavour:
                 raise RuntimeError(f"{name} was migrated as {migrated.flavour}, not {flavour}")
