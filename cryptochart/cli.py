@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate",
         help="create or update the schema and the Kafka topics",
         description="Apply db/migrations (TimescaleDB where the extension exists, else plain "
-        "PostgreSQL), set retention, and create the Kafka topics. Safe to run again.",
+        "PostgreSQL), set retention and compression, and create the Kafka topics. Safe to run "
+        "again.",
     )
     migrate.add_argument(
         "--flavour",

@@ -56,7 +56,10 @@ def apply_retention(
 
 def check_compression(conn: psycopg.Connection[tuple[object, ...]], raw: str, agg: str) -> None:
     for name, after in (("COMPRESS_AFTER", raw), ("COMPRESS_AGGREGATES_AFTER", agg)):
-        row = conn.execute("SELECT %s::interval > interval '0'", (after,)).fetchone()
+        try:
+            row = conn.execute("SELECT %s::interval > interval '0'", (after,)).fetchone()
+        except psycopg.DataError:
+            row = None  # not an interval at all: the same one-line error naming the variable
         if not row or not row[0]:
             raise ValueError(f"CRYPTOCHART_{name} ({after}) must be a positive interval")
 

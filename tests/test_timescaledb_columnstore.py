@@ -103,6 +103,8 @@ def test_migrate_sets_columnstore_and_its_policies(
     assert compress_after(conn) == {"kline_1s": "3 days", **{r: "9 days" for r in AGGREGATES}}
     with pytest.raises(ValueError, match="CRYPTOCHART_COMPRESS_AFTER"):
         migrate_with(conn, replace(settings, compress_after="-1 hour"))
+    with pytest.raises(ValueError, match="CRYPTOCHART_COMPRESS_AGGREGATES_AFTER"):
+        migrate_with(conn, replace(settings, compress_aggregates_after="soon"))
 
 
 def test_late_and_corrected_klines_land_once_in_compressed_chunks(
