@@ -3,6 +3,7 @@
  * reconnect.
  */
 import type { RawKline } from "./api.ts";
+import { browserClock, type Clock } from "./clock.ts";
 import type { Interval } from "./intervals.ts";
 
 export type Connection = "connecting" | "open" | "closed";
@@ -46,13 +47,42 @@ export interface SocketEvents {
   connection(state: Connection, retryAt: number | null): void;
 }
 
-const BACKOFF_MS = [500, 1_000, 2_000, 4_000, 8_000, 15_000];
-const PING_EVERY_MS = 15_000;
+/** The part of a `WebSocket` the live socket uses. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  onopen: ((event: Event) => void) | null;
+  onmessage: ((event: MessageEvent) => void) | null;
+  onclose: ((event: CloseEvent) => void) | null;
+  onerror: ((event: Event) => void) | null;
+  send(data: string): void;
+  close(): void;
+}
+
+export interface SocketDeps {
+  /** Dial the URL (`new WebSocket(url)` in the page); may throw. */
+  dial(url: string): WebSocketLike;
+  clock: Clock;
+  /** In [0, 1), for the reconnect jitter. */
+  random(): number;
+}
+
+const browserDeps: SocketDeps = {
+  dial: (url) => new WebSocket(url),
+  clock: browserClock,
+  random: () => Math.random(),
+};
+
+// WebSocket.readyState values.
+const OPEN = 1;
+const CLOSED = 3;
+
+export const BACKOFF_MS = [500, 1_000, 2_000, 4_000, 8_000, 15_000];
+export const PING_EVERY_MS = 15_000;
 // The kline channel sends every second; this long without a frame means the link is dead.
 const SILENCE_LIMIT_MS = 30_000;
 
 export class LiveSocket {
-  private ws: WebSocket | null = null;
+  private ws: WebSocketLike | null = null;
   private attempt = 0;
   private lastFrameAt = 0;
   private retryTimer: number | undefined;
@@ -63,6 +93,7 @@ export class LiveSocket {
   constructor(
     private readonly url: string,
     private readonly events: SocketEvents,
+    private readonly deps: SocketDeps = browserDeps,
   ) {}
 
   start(): void {
@@ -94,9 +125,9 @@ export class LiveSocket {
 
   private connect(): void {
     this.events.connection("connecting", null);
-    let ws: WebSocket;
+    let ws: WebSocketLike;
     try {
-      ws = new WebSocket(this.url);
+      ws = this.deps.dial(this.url);
     } catch {
       this.scheduleRetry();
       return;
@@ -104,13 +135,13 @@ export class LiveSocket {
     this.ws = ws;
     ws.onopen = () => {
       this.attempt = 0;
-      this.lastFrameAt = Date.now();
+      this.lastFrameAt = this.deps.clock.now();
       this.resubscribe();
       this.startHeartbeat();
       this.events.connection("open", null);
     };
     ws.onmessage = (event: MessageEvent) => {
-      this.lastFrameAt = Date.now();
+      this.lastFrameAt = this.deps.clock.now();
       const message = parse(event.data);
       if (message) this.events.message(message);
     };
@@ -126,7 +157,7 @@ export class LiveSocket {
     const ws = this.ws;
     this.ws = null;
     this.stopHeartbeat();
-    if (ws && ws.readyState !== WebSocket.CLOSED) ws.close();
+    if (ws && ws.readyState !== CLOSED) ws.close();
     this.scheduleRetry();
   }
 
@@ -148,17 +179,17 @@ export class LiveSocket {
     const base = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)]!;
     this.attempt++;
     // Jitter so that many tabs do not reconnect in lockstep after a server restart.
-    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
-    const retryAt = Date.now() + delay;
+    const delay = Math.round(base * (0.8 + this.deps.random() * 0.4));
+    const retryAt = this.deps.clock.now() + delay;
     this.events.connection("closed", retryAt);
-    window.clearTimeout(this.retryTimer);
-    this.retryTimer = window.setTimeout(() => this.connect(), delay);
+    this.deps.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = this.deps.clock.setTimeout(() => this.connect(), delay);
   }
 
   private startHeartbeat(): void {
     this.stopHeartbeat();
-    this.heartbeatTimer = window.setInterval(() => {
-      if (Date.now() - this.lastFrameAt > SILENCE_LIMIT_MS) {
+    this.heartbeatTimer = this.deps.clock.setInterval(() => {
+      if (this.deps.clock.now() - this.lastFrameAt > SILENCE_LIMIT_MS) {
         this.drop();
         return;
       }
@@ -167,11 +198,11 @@ export class LiveSocket {
   }
 
   private stopHeartbeat(): void {
-    window.clearInterval(this.heartbeatTimer);
+    this.deps.clock.clearInterval(this.heartbeatTimer);
   }
 
   private send(message: object): void {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+    if (this.ws?.readyState === OPEN) this.ws.send(JSON.stringify(message));
   }
 }
 

@@ -1,0 +1,271 @@
+/**
+ * The REST side of the shown view's bars: its newest page (retried while the API is down), older
+ * pages as the user scrolls back, the gap after a reconnect, and holes seen among live bars.
+ */
+import { ApiRejected, KLINES_MAX_LIMIT, type KlineQuery, type RawKline } from "./api.ts";
+import { barFromKline, type Bar, type BarStore } from "./bars.ts";
+import type { ChartState, ChartStateDetail } from "./chart-state.ts";
+import type { Clock } from "./clock.ts";
+import { pricePrecision } from "./format.ts";
+import { DEFAULT_INTERVAL, INTERVAL_MS, type Interval } from "./intervals.ts";
+import type { LiveBars } from "./live.ts";
+import { DEFAULT_SYMBOL } from "./url.ts";
+
+export type FetchKlines = (
+  symbol: string,
+  interval: Interval,
+  query: KlineQuery,
+) => Promise<RawKline[]>;
+
+/** What history draws on: the chart (`CandleChart` in the page). */
+export interface HistoryChart {
+  /** A new view: all bars at once, scrolled to the newest. */
+  show(bars: readonly Bar[], interval: Interval, precision: number): void;
+  /** The same view with more bars, keeping the scroll position. */
+  setAll(bars: readonly Bar[]): void;
+  clear(): void;
+  /** Whether the view reaches within a margin of the oldest bar. */
+  isNearOldest(): boolean;
+}
+
+export interface HistoryEvents {
+  /** What the chart area says (loading, ready, empty, api-down, unknown-symbol, rejected). */
+  state(state: ChartState, detail: ChartStateDetail): void;
+  /** Follow this view's live klines (a load began). */
+  follow(symbol: string, interval: Interval): void;
+  /** A load began: the bars and the chart are empty. */
+  cleared(): void;
+  /** The newest page is shown. */
+  loaded(): void;
+  /** The number of bars, or whether older ones are loading or all there, changed. */
+  counted(): void;
+}
+
+export interface HistoryDeps {
+  fetchKlines: FetchKlines;
+  clock: Clock;
+  store: BarStore;
+  live: LiveBars;
+  chart: HistoryChart;
+  /** The listed symbols: one of them is offered in place of an unknown symbol. */
+  symbols(): readonly string[];
+  events: HistoryEvents;
+}
+
+const RETRY_MS = [1_000, 2_000, 4_000, 8_000, 15_000];
+const OLDER_RETRY_MS = 5_000;
+// The REST side is fed from the database, a moment behind the live stream; let it catch up.
+export const HOLE_FILL_DELAY_MS = 1_500;
+// Quiet markets can leave real holes at 1s; do not ask about each one.
+export const HOLE_FILL_SPACING_MS = 5_000;
+
+export class History {
+  private symbol = DEFAULT_SYMBOL;
+  private interval: Interval = DEFAULT_INTERVAL;
+  private shown: ChartState = "loading";
+  /** Bumped on every load, so answers for what is no longer shown are dropped. */
+  private generation = 0;
+  private loadAttempt = 0;
+  private retryTimer: number | undefined;
+  private olderLoading = false;
+  private olderExhausted = false;
+  private olderRetryAt = 0;
+  private holeFilling = false;
+  private lastHoleFillAt = 0;
+
+  constructor(private readonly deps: HistoryDeps) {}
+
+  get state(): ChartState {
+    return this.shown;
+  }
+
+  /** Whether a page of older bars is being fetched. */
+  get loadingOlder(): boolean {
+    return this.olderLoading;
+  }
+
+  /** Whether every bar back to the first one is loaded. */
+  get complete(): boolean {
+    return this.olderExhausted && this.deps.store.size > 0;
+  }
+
+  /** Show this view: its newest bars from REST; its live klines are held until they are in. */
+  open(symbol: string, interval: Interval): Promise<void> {
+    this.symbol = symbol;
+    this.interval = interval;
+    return this.reload();
+  }
+
+  /** Load the newest bars of the current view again, from scratch. */
+  async reload(): Promise<void> {
+    const { store, live, chart, events, clock } = this.deps;
+    const generation = ++this.generation;
+    const { symbol, interval } = this;
+    clock.clearTimeout(this.retryTimer);
+    live.interval = interval;
+    live.hold();
+    this.olderLoading = false;
+    this.olderExhausted = false;
+    this.olderRetryAt = 0;
+    store.clear();
+    chart.clear();
+    events.cleared();
+    this.setState("loading");
+    events.follow(symbol, interval);
+
+    let klines: RawKline[];
+    try {
+      klines = await this.deps.fetchKlines(symbol, interval, { limit: KLINES_MAX_LIMIT });
+    } catch (error) {
+      if (generation !== this.generation) return;
+      this.onLoadFailed(error, generation);
+      return;
+    }
+    if (generation !== this.generation) return;
+    this.loadAttempt = 0;
+    store.reset(klines.map(barFromKline));
+    this.olderExhausted = klines.length < KLINES_MAX_LIMIT;
+    chart.show(
+      store.bars,
+      interval,
+      pricePrecision(klines.slice(-200).flatMap((k) => [k[1], k[2], k[3], k[4]])),
+    );
+    live.release();
+    this.setState(store.size > 0 ? "ready" : "empty");
+    events.loaded();
+  }
+
+  /** The socket (re)opened: fetch what was missed, or retry a load that found the API down. */
+  reconnected(): void {
+    if (this.shown === "ready" || this.shown === "empty") void this.fillGap();
+    else if (this.shown === "api-down") void this.reload();
+  }
+
+  /** A live bar was drawn: a chart that had none is ready now. */
+  liveBarShown(): void {
+    if (this.shown === "empty") this.setState("ready");
+  }
+
+  /** Fetch the bars from the newest one on (missed while the socket was down) and merge them. */
+  async fillGap(): Promise<void> {
+    const { store, live } = this.deps;
+    const last = store.last;
+    if (live.holding || last === undefined) return;
+    const generation = this.generation;
+    const { symbol, interval } = this;
+    live.hold();
+    let klines: RawKline[];
+    try {
+      klines = await this.deps.fetchKlines(symbol, interval, {
+        startTime: last.time * 1000,
+        limit: KLINES_MAX_LIMIT,
+      });
+    } catch {
+      klines = [];
+    }
+    if (generation !== this.generation) return;
+    if (klines.length >= KLINES_MAX_LIMIT) {
+      // Down for longer than one page of bars: start over rather than page forwards.
+      void this.reload();
+      return;
+    }
+    for (const k of klines) live.apply(k);
+    live.release();
+  }
+
+  /**
+   * A live bar arrived more than one interval after the newest one: fetch the bars in between,
+   * once. Quiet markets may really have no bar there, so an empty answer is left alone.
+   */
+  fillHole(afterTime: number, beforeTime: number): void {
+    const { clock, store, chart, events } = this.deps;
+    if (this.holeFilling || clock.now() - this.lastHoleFillAt < HOLE_FILL_SPACING_MS) return;
+    this.holeFilling = true;
+    this.lastHoleFillAt = clock.now();
+    const generation = this.generation;
+    const { symbol, interval } = this;
+    const fill = async (): Promise<void> => {
+      try {
+        const klines = await this.deps.fetchKlines(symbol, interval, {
+          startTime: afterTime * 1000 + INTERVAL_MS[interval],
+          endTime: beforeTime * 1000 - 1,
+          limit: KLINES_MAX_LIMIT,
+        });
+        const missing = klines.map(barFromKline).filter((b) => store.at(b.time) === undefined);
+        if (generation === this.generation && store.merge(missing) > 0) {
+          chart.setAll(store.bars);
+          events.counted();
+        }
+      } catch {
+        // The gap stays; the next reconnect or reload fills it.
+      } finally {
+        this.holeFilling = false;
+      }
+    };
+    clock.setTimeout(() => void fill(), HOLE_FILL_DELAY_MS);
+  }
+
+  /** Scrolled near the oldest bar: prepend the page before it. */
+  async loadOlder(): Promise<void> {
+    const { clock, store, live, chart, events } = this.deps;
+    const first = store.first;
+    if (this.olderLoading || this.olderExhausted || live.holding || first === undefined) return;
+    if (clock.now() < this.olderRetryAt) return;
+    const generation = this.generation;
+    const { symbol, interval } = this;
+    this.olderLoading = true;
+    events.counted();
+    try {
+      const klines = await this.deps.fetchKlines(symbol, interval, {
+        endTime: first.time * 1000 - 1,
+        limit: KLINES_MAX_LIMIT,
+      });
+      if (generation !== this.generation) return;
+      if (klines.length < KLINES_MAX_LIMIT) this.olderExhausted = true;
+      if (store.prepend(klines.map(barFromKline)) > 0) chart.setAll(store.bars);
+    } catch {
+      // Scrolling again retries, a little later; the live chart is unaffected.
+      this.olderRetryAt = clock.now() + OLDER_RETRY_MS;
+    } finally {
+      if (generation === this.generation) {
+        this.olderLoading = false;
+        events.counted();
+        // Zoomed far out, one page may not reach past the margin: keep going while it does not.
+        clock.nextFrame(() => {
+          if (generation === this.generation && chart.isNearOldest()) void this.loadOlder();
+        });
+      }
+    }
+  }
+
+  private onLoadFailed(error: unknown, generation: number): void {
+    this.deps.live.discard();
+    const { symbol } = this;
+    if (error instanceof ApiRejected) {
+      const unknownSymbol = (error.status === 400 || error.status === 404) && error.names("symbol");
+      const suggestion =
+        this.deps.symbols().find((s) => s !== symbol) ??
+        (symbol !== DEFAULT_SYMBOL ? DEFAULT_SYMBOL : undefined);
+      this.setState(unknownSymbol ? "unknown-symbol" : "rejected", {
+        detail: error.detail,
+        ...(suggestion !== undefined && { suggestion }),
+      });
+      return;
+    }
+    const delay = RETRY_MS[Math.min(this.loadAttempt, RETRY_MS.length - 1)]!;
+    this.loadAttempt++;
+    const { clock } = this.deps;
+    this.setState("api-down", { retryAt: clock.now() + delay });
+    this.retryTimer = clock.setTimeout(() => {
+      if (generation === this.generation) void this.reload();
+    }, delay);
+  }
+
+  private setState(
+    state: ChartState,
+    extra: Omit<ChartStateDetail, "symbol" | "interval"> = {},
+  ): void {
+    this.shown = state;
+    this.deps.events.state(state, { symbol: this.symbol, interval: this.interval, ...extra });
+  }
+}

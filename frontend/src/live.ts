@@ -1,0 +1,77 @@
+/**
+ * Live kline frames of the shown view, merged into its bars: held back while a REST load is in
+ * flight and then applied in order; each frame updates the newest bar or appends one.
+ */
+import type { RawKline } from "./api.ts";
+import { barFromKline, type Bar, type BarStore } from "./bars.ts";
+import { pricePrecision } from "./format.ts";
+import { INTERVAL_MS, type Interval } from "./intervals.ts";
+
+/** What live frames draw on: the chart (`CandleChart` in the page). */
+export interface LiveChart {
+  update(bar: Bar): void;
+  setPrecision(precision: number): void;
+}
+
+export interface LiveEvents {
+  /** A bar was drawn: the newest one changed ("replaced") or a newer one began ("appended"). */
+  drawn(bar: Bar, result: "appended" | "replaced"): void;
+  /** A bar arrived more than one interval after the newest one (both open times, in seconds). */
+  hole(afterTime: number, beforeTime: number): void;
+}
+
+export class LiveBars {
+  /** The shown interval, for telling a hole from the next bar. */
+  interval: Interval = "1m";
+  private buffering = true;
+  private pending: RawKline[] = [];
+
+  constructor(
+    private readonly store: BarStore,
+    private readonly chart: LiveChart,
+    private readonly events: LiveEvents,
+  ) {}
+
+  /** Whether frames are being held back for a REST load. */
+  get holding(): boolean {
+    return this.buffering;
+  }
+
+  /** Hold frames back from now on, forgetting any held so far. */
+  hold(): void {
+    this.buffering = true;
+    this.pending = [];
+  }
+
+  /** Apply the frames held back, in order; from now on frames apply at once. */
+  release(): void {
+    this.buffering = false;
+    const pending = this.pending;
+    this.pending = [];
+    for (const k of pending) this.apply(k);
+  }
+
+  /** Stop holding and drop what was held (the load failed; the next one starts afresh). */
+  discard(): void {
+    this.buffering = false;
+    this.pending = [];
+  }
+
+  /** One kline of the shown view: update the newest bar or append a new one; older is dropped. */
+  apply(k: RawKline): void {
+    if (this.buffering) {
+      this.pending.push(k);
+      return;
+    }
+    const bar = barFromKline(k);
+    const previous = this.store.last;
+    const result = this.store.upsert(bar);
+    if (result === "stale") return;
+    if (previous !== undefined && bar.time - previous.time > INTERVAL_MS[this.interval] / 1000) {
+      this.events.hole(previous.time, bar.time);
+    }
+    this.chart.update(bar);
+    if (this.store.size === 1) this.chart.setPrecision(pricePrecision([k[1], k[2], k[3], k[4]]));
+    this.events.drawn(bar, result);
+  }
+}
