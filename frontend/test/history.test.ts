@@ -1,0 +1,311 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ApiRejected, ApiUnavailable, KLINES_MAX_LIMIT, type RawKline } from "../src/api.ts";
+import { BarStore } from "../src/bars.ts";
+import type { ChartState, ChartStateDetail } from "../src/chart-state.ts";
+import { HOLE_FILL_DELAY_MS, History } from "../src/history.ts";
+import { LiveBars } from "../src/live.ts";
+import {
+  FakeChart,
+  FakeClock,
+  FakeKlinesApi,
+  contiguous,
+  kline,
+  series,
+  settle,
+  times,
+} from "./fakes.ts";
+
+const MINUTE = 60_000;
+/** Open time of the newest stored minute in the fake API. */
+const NOW = 1_700_000_040_000 - (1_700_000_040_000 % MINUTE);
+
+function setup(klines: RawKline[] = series(NOW - 2_499 * MINUTE, 2_500), symbols: string[] = []) {
+  const clock = new FakeClock(NOW + 30_000);
+  const api = new FakeKlinesApi(klines);
+  const store = new BarStore();
+  const chart = new FakeChart();
+  const states: { state: ChartState; detail: ChartStateDetail }[] = [];
+  const follows: string[] = [];
+  const log = { cleared: 0, loaded: 0, counted: 0 };
+  // The page's live feed: its frames go through the LiveBars that History holds and releases.
+  const live = new LiveBars(store, chart, {
+    hole: (after, before) => history.fillHole(after, before),
+    drawn: () => history.liveBarShown(),
+  });
+  const history: History = new History({
+    fetchKlines: api.fetch,
+    clock,
+    store,
+    live,
+    chart,
+    symbols: () => symbols,
+    events: {
+      state: (state, detail) => states.push({ state, detail }),
+      follow: (symbol, interval) => follows.push(`${symbol} ${interval}`),
+      cleared: () => log.cleared++,
+      loaded: () => log.loaded++,
+      counted: () => log.counted++,
+    },
+  });
+  return { clock, api, store, chart, states, follows, log, history, live };
+}
+
+const lastState = (states: { state: ChartState }[]): ChartState | undefined => states.at(-1)?.state;
+
+test("a view opens with its newest page; frames that arrive meanwhile apply after it, in order", async () => {
+  const { api, store, chart, states, follows, log, history, live } = setup();
+  api.pause();
+  const done = history.open("BTCUSDT", "1m");
+  assert.equal(history.state, "loading");
+  assert.deepEqual(follows, ["BTCUSDT 1m"]);
+  assert.equal(log.cleared, 1);
+  // While the page is on its way, the current minute moves and the next one begins.
+  live.apply(kline(NOW, "101.00"));
+  live.apply(kline(NOW + MINUTE, "102.00"));
+  live.apply(kline(NOW - 5 * MINUTE, "1.00")); // stale by the time it applies
+  assert.equal(store.size, 0);
+  await api.resume();
+  await done;
+
+  assert.deepEqual(api.calls, [
+    { symbol: "BTCUSDT", interval: "1m", query: { limit: KLINES_MAX_LIMIT } },
+  ]);
+  assert.equal(store.size, KLINES_MAX_LIMIT + 1);
+  assert.ok(contiguous(store.bars, 60));
+  assert.equal(store.at(NOW / 1000)?.raw.close, "101.00");
+  assert.equal(store.last?.raw.close, "102.00");
+  assert.equal(store.at((NOW - 5 * MINUTE) / 1000)?.raw.close, "100.00");
+  assert.deepEqual(times(chart.bars), times(store.bars));
+  assert.equal(chart.shows, 1);
+  assert.equal(chart.precision, 2);
+  assert.deepEqual(
+    states.map((s) => s.state),
+    ["loading", "ready"],
+  );
+  assert.deepEqual(states[1]?.detail, { symbol: "BTCUSDT", interval: "1m" });
+  assert.equal(log.loaded, 1);
+  assert.equal(history.complete, false);
+});
+
+test("a short first page is all the history; a view with none is empty until a live bar", async () => {
+  const short = setup(series(NOW - 9 * MINUTE, 10));
+  await short.history.open("BTCUSDT", "1m");
+  assert.equal(short.store.size, 10);
+  assert.equal(short.history.complete, true);
+  await short.history.loadOlder();
+  assert.equal(short.api.calls.length, 1, "no older page is asked for");
+
+  const none = setup([]);
+  await none.history.open("NEWUSDT", "1s");
+  assert.equal(none.history.state, "empty");
+  assert.equal(none.history.complete, false);
+  none.live.apply(kline(NOW, "3.14159", 1_000));
+  assert.equal(none.history.state, "ready");
+  assert.equal(none.chart.precision, 5);
+  assert.equal(none.store.size, 1);
+});
+
+test("the API down: api-down with a countdown, retried 1, 2, 4 s later until it answers", async () => {
+  const { clock, api, store, states, history } = setup();
+  api.error = new ApiUnavailable("connection refused");
+  await history.open("BTCUSDT", "1m");
+  assert.equal(history.state, "api-down");
+  assert.equal(states.at(-1)?.detail.retryAt, clock.now() + 1_000);
+
+  clock.advance(999);
+  await settle();
+  assert.equal(api.calls.length, 1);
+  clock.advance(1);
+  await settle();
+  assert.equal(api.calls.length, 2);
+  assert.equal(states.at(-1)?.detail.retryAt, clock.now() + 2_000);
+  clock.advance(2_000);
+  await settle();
+  assert.equal(api.calls.length, 3);
+  assert.equal(states.at(-1)?.detail.retryAt, clock.now() + 4_000);
+
+  api.error = undefined;
+  clock.advance(4_000);
+  await settle();
+  assert.equal(history.state, "ready");
+  assert.equal(store.size, KLINES_MAX_LIMIT);
+  // Answered: the next failure starts the backoff over.
+  api.error = new ApiUnavailable("restart");
+  await history.reload();
+  assert.equal(states.at(-1)?.detail.retryAt, clock.now() + 1_000);
+});
+
+test("a reconnect while the API was down loads at once", async () => {
+  const { clock, api, history } = setup();
+  api.error = new ApiUnavailable("down");
+  await history.open("BTCUSDT", "1m");
+  api.error = undefined;
+  history.reconnected();
+  await settle();
+  assert.equal(history.state, "ready");
+  assert.equal(api.calls.length, 2);
+  clock.advance(60_000);
+  await settle();
+  assert.equal(api.calls.length, 2, "the pending retry was cancelled");
+});
+
+test("an unknown symbol is explained with another to open, and not retried", async () => {
+  const { clock, api, states, history } = setup([], ["ETHUSDT", "NOPEUSDT"]);
+  api.error = new ApiRejected(400, "Unknown symbol: NOPEUSDT");
+  await history.open("NOPEUSDT", "1m");
+  assert.equal(lastState(states), "unknown-symbol");
+  assert.deepEqual(states.at(-1)?.detail, {
+    symbol: "NOPEUSDT",
+    interval: "1m",
+    detail: "Unknown symbol: NOPEUSDT",
+    suggestion: "ETHUSDT",
+  });
+  clock.advance(60_000);
+  await settle();
+  assert.equal(api.calls.length, 1);
+
+  api.error = new ApiRejected(400, "interval is not supported", { parameter: "interval" });
+  await history.open("ETHUSDT", "1m");
+  assert.equal(lastState(states), "rejected");
+});
+
+test("a switch drops the answer for the view no longer shown", async () => {
+  const { api, store, follows, history } = setup();
+  api.pause();
+  const first = history.open("BTCUSDT", "1m");
+  api.klines = series(NOW - 4 * MINUTE, 5);
+  const second = history.open("ETHUSDT", "5m");
+  await api.resume();
+  await Promise.all([first, second]);
+  assert.deepEqual(follows, ["BTCUSDT 1m", "ETHUSDT 5m"]);
+  // Both answers computed when asked: the first (1000 bars) was dropped, the second shown.
+  assert.equal(store.size, 5);
+  assert.equal(history.state, "ready");
+});
+
+test("scrolling back pages older history: endTime just before the first bar, no seam", async () => {
+  const { api, store, chart, log, history } = setup();
+  await history.open("BTCUSDT", "1m");
+  const first = store.first!.time;
+
+  api.pause();
+  const older = history.loadOlder();
+  assert.equal(history.loadingOlder, true);
+  void history.loadOlder(); // scrolling on while it loads asks nothing more
+  await api.resume();
+  await older;
+  assert.equal(history.loadingOlder, false);
+  assert.deepEqual(api.calls[1]?.query, { endTime: first * 1000 - 1, limit: KLINES_MAX_LIMIT });
+  assert.equal(api.calls.length, 2);
+  assert.equal(store.size, 2 * KLINES_MAX_LIMIT);
+  assert.ok(contiguous(store.bars, 60), "no duplicate or missing bar where the pages meet");
+  assert.equal(store.at(first - 60)?.time, first - 60);
+  assert.deepEqual(times(chart.bars), times(store.bars));
+  assert.equal(chart.setAlls, 1);
+  assert.ok(log.counted >= 2, "the status bar showed 'loading older' and then the count");
+  assert.equal(history.complete, false);
+
+  // The last page is short: all history, and no further requests.
+  await history.loadOlder();
+  assert.equal(store.size, 2_500);
+  assert.ok(contiguous(store.bars, 60));
+  assert.equal(store.first?.time, (NOW - 2_499 * MINUTE) / 1000);
+  assert.equal(history.complete, true);
+  await history.loadOlder();
+  assert.equal(api.calls.length, 3);
+});
+
+test("zoomed far out, older pages follow one another while the view stays near the oldest", async () => {
+  const { clock, api, chart, history } = setup();
+  await history.open("BTCUSDT", "1m");
+  chart.nearOldest = true;
+  await history.loadOlder();
+  assert.equal(api.calls.length, 2);
+  clock.runFrames();
+  await settle();
+  assert.equal(api.calls.length, 3);
+  chart.nearOldest = false;
+  clock.runFrames();
+  await settle();
+  assert.equal(api.calls.length, 3);
+});
+
+test("a failed older page is retried by scrolling only after 5 s", async () => {
+  const { clock, api, store, history } = setup();
+  await history.open("BTCUSDT", "1m");
+  api.error = new ApiUnavailable("blip");
+  await history.loadOlder();
+  api.error = undefined;
+  await history.loadOlder();
+  assert.equal(api.calls.length, 2);
+  clock.advance(5_000);
+  await history.loadOlder();
+  assert.equal(api.calls.length, 3);
+  assert.equal(store.size, 2 * KLINES_MAX_LIMIT);
+});
+
+test("no older page while the newest is loading", async () => {
+  const { api, history } = setup();
+  api.pause();
+  const opening = history.open("BTCUSDT", "1m");
+  await history.loadOlder();
+  await api.resume();
+  await opening;
+  assert.equal(api.calls.length, 1);
+});
+
+test("a gap longer than a page reloads the view", async () => {
+  const { clock, api, store, history } = setup(series(NOW - 999 * MINUTE, 1_000));
+  await history.open("BTCUSDT", "1m");
+  api.klines = series(NOW - 999 * MINUTE, 2_500);
+  clock.advance(1_500 * MINUTE);
+  history.reconnected();
+  await settle();
+  await settle();
+  assert.deepEqual(
+    api.calls.map((c) => c.query),
+    [
+      { limit: KLINES_MAX_LIMIT },
+      { startTime: NOW, limit: KLINES_MAX_LIMIT },
+      { limit: KLINES_MAX_LIMIT },
+    ],
+  );
+  assert.equal(store.last?.time, (NOW + 1_500 * MINUTE) / 1000);
+  assert.ok(contiguous(store.bars, 60));
+});
+
+test("a live bar after a hole fetches the bars in between once, 1.5 s later", async () => {
+  const stored = series(NOW - 999 * MINUTE, 1_000);
+  const { clock, api, store, chart, log, history, live } = setup(stored);
+  await history.open("BTCUSDT", "1m");
+  // The REST side has three more minutes that the live side skipped.
+  api.klines = series(NOW - 999 * MINUTE, 1_004);
+  live.apply(kline(NOW + 4 * MINUTE, "105.00"));
+  live.apply(kline(NOW + 4 * MINUTE, "105.50"));
+  assert.equal(api.calls.length, 1);
+  const counted = log.counted;
+  clock.advance(HOLE_FILL_DELAY_MS);
+  await settle();
+  assert.deepEqual(api.calls[1]?.query, {
+    startTime: NOW + MINUTE,
+    endTime: NOW + 4 * MINUTE - 1,
+    limit: KLINES_MAX_LIMIT,
+  });
+  assert.ok(contiguous(store.bars, 60));
+  assert.equal(store.size, 1_004);
+  assert.equal(store.last?.raw.close, "105.50");
+  assert.deepEqual(times(chart.bars), times(store.bars));
+  assert.equal(log.counted, counted + 1);
+
+  // Another hole within 5 s of the last fill is left alone; after that it is filled again.
+  live.apply(kline(NOW + 6 * MINUTE));
+  clock.advance(HOLE_FILL_DELAY_MS);
+  await settle();
+  assert.equal(api.calls.length, 2);
+  clock.advance(5_000);
+  live.apply(kline(NOW + 8 * MINUTE));
+  clock.advance(HOLE_FILL_DELAY_MS);
+  await settle();
+  assert.equal(api.calls.length, 3);
+});

@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { BarStore, barFromKline } from "../src/bars.ts";
+import { LiveBars } from "../src/live.ts";
+import { FakeChart, kline, series, times } from "./fakes.ts";
+
+const T = 1_700_000_040_000;
+const MINUTE = 60_000;
+
+function setup(stored = series(T - 9 * MINUTE, 10)) {
+  const store = new BarStore();
+  store.reset(stored.map(barFromKline));
+  const chart = new FakeChart();
+  chart.bars = [...store.bars];
+  const drawn: string[] = [];
+  const holes: [number, number][] = [];
+  const live = new LiveBars(store, chart, {
+    drawn: (bar, result) => drawn.push(`${bar.time} ${result}`),
+    hole: (after, before) => holes.push([after, before]),
+  });
+  return { store, chart, drawn, holes, live };
+}
+
+test("frames held back during a load apply in order on release, later ones at once", () => {
+  const { store, chart, drawn, live } = setup();
+  live.hold();
+  live.apply(kline(T, "101.00"));
+  live.apply(kline(T + MINUTE, "102.00"));
+  assert.equal(store.size, 10);
+  assert.equal(chart.updates, 0);
+  live.release();
+  assert.deepEqual(drawn, [`${T / 1000} replaced`, `${(T + MINUTE) / 1000} appended`]);
+  live.apply(kline(T + MINUTE, "102.50"));
+  assert.equal(store.last?.raw.close, "102.50");
+  assert.equal(store.size, 11);
+  assert.deepEqual(times(chart.bars), times(store.bars));
+  assert.equal(chart.bars.at(-1)?.raw.close, "102.50");
+});
+
+test("a frame older than the newest bar is dropped", () => {
+  const { store, chart, drawn, live } = setup();
+  live.release();
+  live.apply(kline(T - 3 * MINUTE, "1.00"));
+  assert.equal(store.at((T - 3 * MINUTE) / 1000)?.raw.close, "100.00");
+  assert.equal(chart.updates, 0);
+  assert.deepEqual(drawn, []);
+});
+
+test("a bar more than one interval after the newest reports the hole", () => {
+  const { holes, live } = setup();
+  live.release();
+  live.apply(kline(T + MINUTE));
+  assert.deepEqual(holes, []);
+  live.apply(kline(T + 3 * MINUTE));
+  assert.deepEqual(holes, [[(T + MINUTE) / 1000, (T + 3 * MINUTE) / 1000]]);
+
+  const fives = setup(series(T - 4 * 5 * MINUTE, 5, 5 * MINUTE));
+  fives.live.interval = "5m";
+  fives.live.release();
+  fives.live.apply(kline(T + 5 * MINUTE, "100.00", 5 * MINUTE));
+  assert.deepEqual(fives.holes, []);
+});
+
+test("the first bar of an empty view sets the price precision", () => {
+  const { chart, live } = setup([]);
+  live.release();
+  live.apply(kline(T, "0.00012345"));
+  assert.equal(chart.precision, 8);
+  live.apply(kline(T + MINUTE, "0.1"));
+  assert.equal(chart.precision, 8, "only the first bar sets it");
+});
+
+test("discarding forgets the held frames and applies the next ones at once", () => {
+  const { store, live } = setup([]);
+  live.hold();
+  live.apply(kline(T));
+  assert.equal(live.holding, true);
+  live.discard();
+  assert.equal(live.holding, false);
+  live.release();
+  assert.equal(store.size, 0);
+  live.apply(kline(T + MINUTE));
+  assert.equal(store.size, 1);
+});
