@@ -169,8 +169,8 @@ export class History {
       void this.reload();
       return;
     }
-    for (const k of klines) live.apply(k);
-    live.release();
+    // The gap first: a live frame held meanwhile is newer, and would make these look stale.
+    live.release(klines);
   }
 
   /**

@@ -43,11 +43,15 @@ export class LiveBars {
     this.pending = [];
   }
 
-  /** Apply the frames held back, in order; from now on frames apply at once. */
-  release(): void {
+  /**
+   * Apply `first` (REST klines older than any live frame), then the frames held back, in order;
+   * from now on frames apply at once.
+   */
+  release(first: readonly RawKline[] = []): void {
     this.buffering = false;
     const pending = this.pending;
     this.pending = [];
+    for (const k of first) this.apply(k);
     for (const k of pending) this.apply(k);
   }
 

@@ -255,6 +255,40 @@ test("no older page while the newest is loading", async () => {
   assert.equal(api.calls.length, 1);
 });
 
+test("after a reconnect the bars missed are fetched once and merged with the live ones", async () => {
+  const { clock, api, store, chart, history, live } = setup(series(NOW - 999 * MINUTE, 1_000));
+  await history.open("BTCUSDT", "1m");
+  // Live for a while: the current minute, then the next.
+  live.apply(kline(NOW, "100.50"));
+  live.apply(kline(NOW + MINUTE, "100.75"));
+  const lastBeforeDisconnect = store.last!.time;
+
+  // Disconnected for eight minutes; the API stored them all.
+  api.klines = series(NOW - 999 * MINUTE, 1_010);
+  clock.advance(8 * MINUTE);
+  api.pause();
+  history.reconnected();
+  assert.ok(live.holding);
+  // The resubscribed channel sends the current minute while the gap is on its way.
+  const current = NOW + 10 * MINUTE;
+  live.apply(kline(current, "104.00"));
+  await api.resume();
+  clock.advance(HOLE_FILL_DELAY_MS + 10_000);
+  await settle();
+
+  assert.deepEqual(
+    api.calls.slice(1).map((c) => c.query),
+    [{ startTime: lastBeforeDisconnect * 1000, limit: KLINES_MAX_LIMIT }],
+    "one request for the gap, none for a hole afterwards",
+  );
+  assert.ok(!live.holding);
+  assert.equal(store.last?.time, current / 1000);
+  assert.equal(store.last?.raw.close, "104.00", "the live frame is newer than the REST bar");
+  assert.ok(contiguous(store.bars, 60), "every missed minute is there, once");
+  assert.equal(store.size, 1_010);
+  assert.deepEqual(times(chart.bars), times(store.bars));
+});
+
 test("a gap longer than a page reloads the view", async () => {
   const { clock, api, store, history } = setup(series(NOW - 999 * MINUTE, 1_000));
   await history.open("BTCUSDT", "1m");

@@ -82,3 +82,13 @@ test("discarding forgets the held frames and applies the next ones at once", () 
   live.apply(kline(T + MINUTE));
   assert.equal(store.size, 1);
 });
+
+test("REST klines released with the held frames go first: the live ones are newer", () => {
+  const { store, holes, live } = setup();
+  live.hold();
+  live.apply(kline(T + 4 * MINUTE, "104.00"));
+  live.release([kline(T), kline(T + MINUTE), kline(T + 2 * MINUTE), kline(T + 3 * MINUTE)]);
+  assert.equal(store.size, 14);
+  assert.equal(store.last?.raw.close, "104.00");
+  assert.deepEqual(holes, []);
+});
