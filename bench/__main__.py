@@ -30,6 +30,7 @@ from bench import (
     live_api,
     machine,
     report,
+    storage,
 )
 from bench.results import LABELS, Outcome, RunOptions
 
@@ -41,11 +42,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     "B4": history_api.run,
     "B5": capacity.run,
     "B6": live_api.run_memory,
-    # B7 (storage: bytes per stored 1s kline on both flavours, compressed and not) goes here
-    # once bench/storage.py is in: "B7": storage.run, and "B7" in BOTH_AT_ONCE.
+    "B7": storage.run,
 }
 # Benchmarks that measure every flavour themselves: run once, shown in a table of their own.
-BOTH_AT_ONCE: set[str] = set()
+BOTH_AT_ONCE = {"B7"}
 
 
 def _flavours(text: str) -> tuple[Flavour, ...]:
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(described), flush=True)
     groups: list[dict[Flavour, Outcome]] = []
     once: list[Outcome] = []
-    spent = dict.fromkeys(flavours, 0.0)
+    spent = {LABELS[f]: 0.0 for f in flavours} | {"both at once": 0.0}
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="cryptochart-bench-") as tmp:
 
@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.monotonic()
                 once.append(run(name, flavours[0]))
                 print(report.table([], once[-1:]), flush=True)
+                spent["both at once"] += time.monotonic() - t0
                 print(f"({time.monotonic() - t0:.0f} s; load average {_load()})", flush=True)
                 continue
             group: dict[Flavour, Outcome] = {}
@@ -150,14 +151,14 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.monotonic()
                 group[flavour] = run(name, flavour)
                 print(report.table([{flavour: group[flavour]}]), flush=True)
-                spent[flavour] += time.monotonic() - t0
+                spent[LABELS[flavour]] += time.monotonic() - t0
                 print(f"({time.monotonic() - t0:.0f} s; load average {_load()})", flush=True)
             groups.append({f: group[f] for f in flavours})
     print()
     print(report.table(groups, once))
     took = (
         f"total {time.monotonic() - started:.0f} s ("
-        + ", ".join(f"{LABELS[f]} {s:.0f} s" for f, s in spent.items())
+        + ", ".join(f"{label} {s:.0f} s" for label, s in spent.items() if s)
         + f"); load average at the end: {_load()}"
     )
     print(took)
