@@ -7,11 +7,17 @@ do the completing instead: with ``materialized_only = false`` a query of ``kline
 aggregates, at query time, the finer level's rows above the aggregate's watermark.
 
 On a scratch TimescaleDB database with a day of 1s klines for four symbols, rolled up by the
-minute job as shipped (so the newest minute is in ``kline_1s`` only), three ways to serve a page:
+minute job as shipped up to a cut 27 minutes past an hour (so the newest bucket of every coarser
+level is partial), and 40 seconds more in ``kline_1s`` only (the minute going on), three ways to
+serve a page:
 
 - materialised only + the API's folding (shipped);
 - real-time aggregates + the API's folding (the setting flipped, the API unchanged);
 - real-time aggregates read with one range query, no folding (what the API could become).
+
+and a fourth: real-time aggregates on a second database where every level was refreshed only up to
+its last whole bucket before the cut (what the minute job would have to do for real-time
+aggregation to complete the coarser levels' newest bucket), read with one query.
 
 Each page is compared candle by candle with the shipped one and timed in this process (the API's
 own read-only role and per-request transaction), and B4's requests are timed with wrk against
@@ -52,6 +58,7 @@ from ingest.inserter import staging_rows, write_batch
 AsyncConn = AsyncConnection[tuple[Any, ...]]
 Reader = Callable[[AsyncConn, Interval, str, int | None, int], Awaitable[list[Candle]]]
 LEVELS = ("kline_1m", "kline_5m", "kline_15m", "kline_1h", "kline_1d")
+TAIL_S = 40  # seconds of the minute going on, in kline_1s only
 REPEATS = 240  # per request and variant, over ROUNDS rounds
 ROUNDS = 3
 EXPLAINS = 30
@@ -222,24 +229,29 @@ def study(base: Settings, flavour: Flavour) -> None:
     if flavour != "timescaledb":
         raise SystemExit("realtime: real-time aggregation is TimescaleDB's (--flavour timescaledb)")
     names = sim.symbols(4)
-    now_s = int(time.time())
-    klines = sim.history(names, DAY_S, start_ms=(now_s - DAY_S) * 1000)
+    # The minute job's cut 27 minutes past an hour, so the newest bucket of every level above 1m
+    # is partial, and TAIL_S seconds after it that no roll-up has seen yet (the minute going on).
+    cut_ms = ((int(time.time()) // 3600) * 3600 - 27 * 60) * 1000
+    klines = sim.history(names, DAY_S + TAIL_S, start_ms=cut_ms - DAY_S * 1000)
+    rolled = [k for k in klines if k.open_time < cut_ms]
+    tail = [k for k in klines if k.open_time >= cut_ms]
     with (
         scratch_settings(base, flavour, "realtime", symbols=names) as shipped_db,
         scratch_settings(base, flavour, "realtime_whole", symbols=names) as whole_db,
         tempfile.TemporaryDirectory(prefix="cryptochart-bench-") as tmp,
     ):
         shipped_db = replace(shipped_db, api_port=free_port())
-        _write(shipped_db, klines)
+        _write(shipped_db, rolled)
         with psycopg.connect(shipped_db.database_url) as conn:
             MinuteJob(shipped_db).run_once(conn)
+        _write(shipped_db, tail)
         marks = watermarks(shipped_db.database_url)
         _write(whole_db, klines)
-        _refresh_whole_buckets(whole_db, marks["kline_1m"])
+        _refresh_whole_buckets(whole_db, history.to_datetime(cut_ms))
         set_realtime(whole_db.database_url, True)
         print(
-            f"{len(klines):,} 1s klines of {len(names)} symbols, the newest opened at "
-            f"{history.to_datetime(klines[-1].open_time)}"
+            f"{len(klines):,} 1s klines of {len(names)} symbols; the minute job rolled up those "
+            f"before {history.to_datetime(cut_ms)}, then {TAIL_S} s more were written"
         )
         print(
             "watermarks (materialised up to) after the minute job as shipped / after refreshing "
