@@ -203,8 +203,8 @@ def server_settings(timescaledb: bool) -> str:
             "shared_preload_libraries = 'timescaledb'",
             "timescaledb.telemetry_level = off",
             # One scheduler per database with the extension, plus the jobs it runs.
-            "timescaledb.max_background_workers = 24",
-            "max_worker_processes = 32",
+            "timescaledb.max_background_workers = 48",
+            "max_worker_processes = 56",
         ]
     return "\n".join(lines) + "\n"
 
