@@ -16,21 +16,21 @@ from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
-from api.catalog import Catalog
-from api.channels import channels_plugin
-from api.config import ApiConfig
-from api.consumer import KlineFeed
-from api.controllers.health import HealthController
-from api.controllers.klines import KlinesController
-from api.controllers.status import StatusController
-from api.controllers.symbols import SymbolsController
-from api.controllers.ticker import TickerController
-from api.errors import EXCEPTION_HANDLERS
-from api.frontend import frontend_router
-from api.hub import Hub
-from api.pool import Pool, create_pool
-from api.websocket import live_socket
-from cryptochart.settings import Settings
+from cryptochart.api.catalog import Catalog
+from cryptochart.api.channels import channels_plugin
+from cryptochart.api.config import ApiConfig
+from cryptochart.api.consumer import KlineFeed
+from cryptochart.api.controllers.health import HealthController
+from cryptochart.api.controllers.klines import KlinesController
+from cryptochart.api.controllers.status import StatusController
+from cryptochart.api.controllers.symbols import SymbolsController
+from cryptochart.api.controllers.ticker import TickerController
+from cryptochart.api.errors import EXCEPTION_HANDLERS
+from cryptochart.api.frontend import frontend_router
+from cryptochart.api.hub import Hub
+from cryptochart.api.pool import Pool, create_pool
+from cryptochart.api.websocket import live_socket
+from cryptochart.core.settings import Settings
 
 UNLIMITED_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema"]
 

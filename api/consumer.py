@@ -22,8 +22,8 @@ from typing import Any, NamedTuple
 import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from api.metrics import CONSUMER_LAG, KAFKA_MESSAGES, KAFKA_UNDECODABLE
-from cryptochart.kline import Kline, decode
+from cryptochart.api.metrics import CONSUMER_LAG, KAFKA_MESSAGES, KAFKA_UNDECODABLE
+from cryptochart.core.kline import Kline, decode
 
 log = logging.getLogger(__name__)
 

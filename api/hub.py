@@ -20,11 +20,11 @@ import psycopg
 from litestar.channels import ChannelsPlugin
 from psycopg_pool import PoolTimeout
 
-from api import history
-from api.candles import Candle, text
-from api.catalog import Catalog
-from api.consumer import Delivery
-from api.frames import (
+from cryptochart.api import history
+from cryptochart.api.candles import Candle, text
+from cryptochart.api.catalog import Catalog
+from cryptochart.api.consumer import Delivery
+from cryptochart.api.frames import (
     STATUS_CHANNEL,
     Frame,
     KlineFrame,
@@ -34,11 +34,11 @@ from api.frames import (
     kline_channel,
     ticker_channel,
 )
-from api.intervals import INTERVALS, Interval
-from api.live import LiveCandles
-from api.metrics import FRAMES_PUBLISHED
-from api.pool import Pool
-from api.tickers import change_percent, last_day
+from cryptochart.api.intervals import INTERVALS, Interval
+from cryptochart.api.live import LiveCandles
+from cryptochart.api.metrics import FRAMES_PUBLISHED
+from cryptochart.api.pool import Pool
+from cryptochart.api.tickers import change_percent, last_day
 
 log = logging.getLogger(__name__)
 

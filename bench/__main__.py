@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cryptochart.settings import ROOT, Settings
+from cryptochart.core.settings import ROOT, Settings
 
 try:
     import psutil  # noqa: F401  (the benchmarks' process meter)

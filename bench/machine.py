@@ -13,7 +13,8 @@ from pathlib import Path
 import confluent_kafka
 import psycopg
 
-from cryptochart.settings import ROOT, Settings
+from cryptochart.core.database import connect
+from cryptochart.core.settings import ROOT, Settings
 
 PACKAGES = ("psycopg", "confluent-kafka", "litestar", "uvicorn", "websockets", "msgspec")
 
@@ -42,7 +43,7 @@ def _os() -> str:
 
 def _postgres(settings: Settings) -> str:
     try:
-        with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
+        with connect(settings.database_url, timeout=5) as conn:
             row = conn.execute("SHOW server_version").fetchone()
         return f"PostgreSQL {row[0] if row else '?'}"
     except psycopg.Error:

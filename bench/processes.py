@@ -15,9 +15,9 @@ from pathlib import Path
 
 import psutil
 
-from cryptochart.services.kafka import LocalKafka
-from cryptochart.services.postgres import LocalPostgres
-from cryptochart.settings import Settings
+from cryptochart.core.settings import Settings
+from cryptochart.devservices.kafka import LocalKafka
+from cryptochart.devservices.postgres import LocalPostgres
 
 # PostgreSQL's own background processes: shared by every database of the cluster, counted in full.
 PG_BACKGROUND = (

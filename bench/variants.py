@@ -25,12 +25,12 @@ import psycopg
 
 from bench import klines as sim
 from bench.scratch import scratch_settings
-from cryptochart.kline import decode, encode
-from cryptochart.settings import Settings
-from ingest.inserter import staging_rows, write_batch
-from ingest.kline_sql import COPY_STAGING, CREATE_STAGING, STAGING_TYPES, UPSERT
+from cryptochart.core.database import Conn
+from cryptochart.core.kline import decode, encode
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.inserter import staging_rows, write_batch
+from cryptochart.ingest.inserter_sql import COPY_STAGING, CREATE_STAGING, STAGING_TYPES, UPSERT
 
-Conn = psycopg.Connection[tuple[object, ...]]
 BATCH = 5_000
 
 
@@ -187,9 +187,9 @@ def study_history(base: Settings) -> None:
 
     from psycopg import AsyncConnection, IsolationLevel
 
-    from api import history
-    from api.intervals import INTERVALS
     from bench.history_api import PAGE, fill_day
+    from cryptochart.api import history
+    from cryptochart.api.intervals import INTERVALS
 
     names = sim.symbols(1)
     encoder = msgspec.json.Encoder()
@@ -230,7 +230,7 @@ def study_history(base: Settings) -> None:
 
 
 def study_minute_job(base: Settings) -> None:
-    from ingest.aggregator import MinuteJob, levels
+    from cryptochart.ingest.minute_job import MinuteJob, levels
 
     names = sim.symbols(1_000)
     minute = (int(time.time()) // 60 - 3) * 60_000

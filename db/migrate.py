@@ -14,7 +14,7 @@ from typing import Literal
 
 import psycopg
 
-from db import policies
+from cryptochart.db import policies
 
 Flavour = Literal["timescaledb", "postgres"]
 FLAVOURS: tuple[Flavour, ...] = ("timescaledb", "postgres")

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import psycopg
 
-from cryptochart.kline import Kline, candle, row
-from cryptochart.settings import Settings
-from ingest.inserter import KlineInserter
-from ingest.producer import KlineProducer
-from ingest.sources.binance_format import kline_from_csv_row
+from cryptochart.core.kline import Kline, candle, row
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.inserter import KlineInserter
+from cryptochart.ingest.producer import KlineProducer
+from cryptochart.ingest.sources.binance.messages import kline_from_csv_row
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance"
 

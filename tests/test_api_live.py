@@ -16,12 +16,12 @@ from confluent_kafka import Producer
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from cryptochart.kline import Kline
-from cryptochart.settings import Settings
+from cryptochart.core.database import Conn
+from cryptochart.core.kline import Kline
+from cryptochart.core.settings import Settings
 from tests.api_server import (
     TEST_CONFIG,
     ApiServer,
-    Conn,
     RawSocket,
     folded_row,
     frames_until,

@@ -19,16 +19,16 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 from psycopg import sql
 
-from api import history
-from api.app import create_app
-from api.catalog import HAS_DATA_QUERY, SYMBOLS_QUERY
-from api.intervals import INTERVALS
-from cryptochart.kline import Kline
-from cryptochart.settings import Settings
+from cryptochart.api import history
+from cryptochart.api.app import create_app
+from cryptochart.api.catalog import HAS_DATA_QUERY, SYMBOLS_QUERY
+from cryptochart.api.intervals import INTERVALS
+from cryptochart.core.database import Conn
+from cryptochart.core.kline import Kline
+from cryptochart.core.settings import Settings
 from tests.api_server import (
     TEST_CONFIG,
     ApiServer,
-    Conn,
     insert_seconds,
     kline,
     materialise,

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cryptochart.settings import Settings
-from ingest.backfill import BackfillRange, parse_time, publish
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.backfill import BackfillRange, parse_time, publish
 from tests.fakes.binance import FakeBinance
 from tests.pipeline import candles, count_rows, running_inserter, settings_env, spawn, wait_rows
 

@@ -17,14 +17,14 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from cryptochart.services import local
-from cryptochart.services.postgres import (
+from cryptochart.core.settings import Settings, SettingsError
+from cryptochart.devservices import local
+from cryptochart.devservices.postgres import (
     SERVER_CONF,
     LocalPostgres,
     server_bindir,
     timescaledb_installed,
 )
-from cryptochart.settings import Settings, SettingsError
 from tests.faults.stages import free_port
 
 
@@ -117,8 +117,8 @@ def test_every_subcommand_has_help() -> None:
 def test_a_taken_port_is_reported_not_fought_over(
     tmp_path: Path, base_settings: Settings, services: list[str]
 ) -> None:
-    from cryptochart.services.kafka import LocalKafka
-    from cryptochart.services.process import ServiceError
+    from cryptochart.devservices.kafka import LocalKafka
+    from cryptochart.devservices.process import ServiceError
 
     # A second broker of another data folder, on the port the running one holds.
     other = replace(base_settings, data_dir=tmp_path)
@@ -132,7 +132,7 @@ def test_a_taken_port_is_reported_not_fought_over(
 
 
 def test_api_settings_come_from_the_environment() -> None:
-    from api.config import ApiConfig
+    from cryptochart.api.config import ApiConfig
 
     config = ApiConfig.from_env(
         {
@@ -147,7 +147,7 @@ def test_api_settings_come_from_the_environment() -> None:
 
 
 def test_kafka_cluster_ids_never_look_like_options() -> None:
-    from cryptochart.services.kafka import new_cluster_id
+    from cryptochart.devservices.kafka import new_cluster_id
 
     ids = {new_cluster_id() for _ in range(5000)}  # about 78 would start with "-" by chance
     assert len(ids) == 5000

@@ -14,16 +14,16 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from cryptochart.kline import InvalidKline, Kline, validate
-from ingest.sources.base import Rejected
-from ingest.sources.binance_format import (
+from cryptochart.core.kline import InvalidKline, Kline, validate
+from cryptochart.ingest.sources.base import Rejected
+from cryptochart.ingest.sources.binance.messages import (
     ControlReply,
     ServerShutdown,
     kline_from_csv_row,
     kline_from_rest_row,
     parse_stream_message,
 )
-from ingest.sources.rejections import Rejections
+from cryptochart.ingest.sources.rejections import Rejections
 
 DATA = Path("/work/shared/data/binance")
 SYMBOLS = frozenset({"BTCUSDT", "ETHUSDT"})

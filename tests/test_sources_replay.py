@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cryptochart.kline import Kline
-from ingest.sources.base import Rejected
-from ingest.sources.replay import ReplaySource
+from cryptochart.core.kline import Kline
+from cryptochart.ingest.sources.base import Rejected
+from cryptochart.ingest.sources.replay import ReplaySource
 from tests.fakes.binance import combined_stream_message
 from tests.fakes.market import in_progress, kline_at
 

@@ -8,8 +8,8 @@ from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from psycopg_pool import PoolTimeout
 
-from api.consumer import KlineFeed
-from api.pool import Pool
+from cryptochart.api.consumer import KlineFeed
+from cryptochart.api.pool import Pool
 
 READY_TIMEOUT = 2.0
 

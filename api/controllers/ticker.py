@@ -8,10 +8,10 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from api.catalog import Catalog, checked_symbol, symbols_with_data
-from api.errors import InvalidParameter
-from api.pool import Pool
-from api.tickers import Ticker, last_day, ticker
+from cryptochart.api.catalog import Catalog, checked_symbol, symbols_with_data
+from cryptochart.api.errors import InvalidParameter
+from cryptochart.api.pool import Pool
+from cryptochart.api.tickers import Ticker, last_day, ticker
 
 MAX_SYMBOLS = 100
 

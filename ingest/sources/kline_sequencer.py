@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
-from cryptochart.kline import Kline
+from cryptochart.core.kline import Kline
 
 logger = logging.getLogger(__name__)
 

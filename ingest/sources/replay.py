@@ -17,16 +17,16 @@ import zipfile
 from collections.abc import AsyncIterator, Collection, Iterator
 from pathlib import Path
 
-from cryptochart.kline import InvalidKline, Kline
-from ingest.sources.base import Rejected
-from ingest.sources.binance_format import (
+from cryptochart.core.kline import InvalidKline, Kline
+from cryptochart.ingest.sources.base import Rejected
+from cryptochart.ingest.sources.binance.messages import (
     INTERVAL_MS,
     ControlReply,
     ServerShutdown,
     kline_from_csv_row,
     parse_stream_message,
 )
-from ingest.sources.rejections import Rejections
+from cryptochart.ingest.sources.rejections import Rejections
 
 logger = logging.getLogger(__name__)
 

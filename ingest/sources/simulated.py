@@ -16,8 +16,8 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from decimal import ROUND_DOWN, Decimal
 
-from cryptochart.kline import Kline
-from ingest.sources.base import Rejected
+from cryptochart.core.kline import Kline
+from cryptochart.ingest.sources.base import Rejected
 
 logger = logging.getLogger(__name__)
 

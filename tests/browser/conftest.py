@@ -29,8 +29,8 @@ from playwright.sync_api import (
 )
 from psycopg.conninfo import conninfo_to_dict
 
-from cryptochart.settings import Settings
-from cryptochart.topics import ensure_topics
+from cryptochart.core.settings import Settings
+from cryptochart.core.topics import ensure_topics
 from tests.api_server import free_port
 from tests.conftest import migrated, with_dbname
 from tests.pipeline import settings_env, wait_for

@@ -20,11 +20,11 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from psycopg import sql
 
-from cryptochart.services.kafka import LocalKafka
-from cryptochart.services.postgres import LocalPostgres
-from cryptochart.settings import Settings
-from cryptochart.topics import ensure_topics
-from db.migrate import Flavour
+from cryptochart.core.settings import Settings
+from cryptochart.core.topics import ensure_topics
+from cryptochart.db.migrate import Flavour
+from cryptochart.devservices.kafka import LocalKafka
+from cryptochart.devservices.postgres import LocalPostgres
 from tests.conftest import migrated, with_dbname
 from tests.faults.stages import Stages, free_port
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from cryptochart.kline import Kline
-from cryptochart.settings import ROOT, Settings
+from cryptochart.core.kline import Kline
+from cryptochart.core.settings import ROOT, Settings
 from tests.faults.expected import SECOND_MS, sim_klines
 
 

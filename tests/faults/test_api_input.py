@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from api.history import MAX_TIME
+from cryptochart.api.history import MAX_TIME
 from tests.faults.conftest import Scenario
 from tests.faults.expected import SECOND_MS, past_start
 from tests.faults.stages import Stage, Stages, backfill, free_port

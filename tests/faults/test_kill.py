@@ -11,7 +11,7 @@ from functools import partial
 
 import pytest
 
-from cryptochart.settings import Settings
+from cryptochart.core.settings import Settings
 from tests.faults.conftest import Scenario
 from tests.faults.expected import (
     by_key,

@@ -16,7 +16,7 @@ from functools import partial
 
 import pytest
 
-from cryptochart.settings import Settings
+from cryptochart.core.settings import Settings
 from tests.faults.conftest import PrivateServices, Scenario
 from tests.faults.expected import SECOND_MS, candles, final_minutes, live_sim_klines
 from tests.faults.stages import Stages, supervised

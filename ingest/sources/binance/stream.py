@@ -18,16 +18,17 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from cryptochart.kline import InvalidKline, Kline
-from ingest.sources.base import Rejected
-from ingest.sources.binance_format import (
+from cryptochart.core.backoff import Backoff
+from cryptochart.core.kline import InvalidKline, Kline
+from cryptochart.ingest.sources.base import Rejected
+from cryptochart.ingest.sources.binance.messages import (
     ControlReply,
     ServerShutdown,
     parse_stream_message,
     stream_name,
 )
-from ingest.sources.pacing import Backoff, SlidingWindowLimiter
-from ingest.sources.rejections import Rejections
+from cryptochart.ingest.sources.pacing import SlidingWindowLimiter
+from cryptochart.ingest.sources.rejections import Rejections
 
 logger = logging.getLogger(__name__)
 

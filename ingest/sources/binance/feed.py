@@ -13,21 +13,21 @@ import logging
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 
-from cryptochart.kline import Kline
-from cryptochart.settings import Settings
-from ingest.sources.base import Rejected
-from ingest.sources.binance_format import INTERVAL_MS
-from ingest.sources.binance_rest import BinanceRest
-from ingest.sources.binance_ws import (
+from cryptochart.core.kline import Kline
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.sources.base import Rejected
+from cryptochart.ingest.sources.binance.messages import INTERVAL_MS
+from cryptochart.ingest.sources.binance.rest import BinanceRest
+from cryptochart.ingest.sources.binance.stream import (
     ConnectionEnded,
     ConnectionOpened,
     ConnectionPolicy,
     FeedEvent,
     ShardFeed,
 )
-from ingest.sources.kline_sequencer import Gap, KlineSequencer
-from ingest.sources.pacing import SlidingWindowLimiter
-from ingest.sources.rejections import Rejections
+from cryptochart.ingest.sources.kline_sequencer import Gap, KlineSequencer
+from cryptochart.ingest.sources.pacing import SlidingWindowLimiter
+from cryptochart.ingest.sources.rejections import Rejections
 
 logger = logging.getLogger(__name__)
 

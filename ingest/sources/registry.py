@@ -11,11 +11,11 @@ import time
 
 import httpx
 
-from cryptochart.settings import Settings
-from ingest.sources.base import KlineSource
-from ingest.sources.binance import BinanceSource
-from ingest.sources.replay import ReplaySource
-from ingest.sources.simulated import SimulatedSource
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.sources.base import KlineSource
+from cryptochart.ingest.sources.binance.feed import BinanceSource
+from cryptochart.ingest.sources.replay import ReplaySource
+from cryptochart.ingest.sources.simulated import SimulatedSource
 
 logger = logging.getLogger(__name__)
 

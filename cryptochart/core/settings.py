@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
-from cryptochart.symbols import parse_symbols
+from cryptochart.core.symbols import parse_symbols
 
 T = TypeVar("T")
 SourceKind = Literal["auto", "binance", "sim", "replay"]

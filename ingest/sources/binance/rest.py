@@ -16,15 +16,15 @@ from typing import Self
 import httpx
 import msgspec
 
-from cryptochart.kline import InvalidKline, Kline
-from ingest.sources.base import Rejected
-from ingest.sources.binance_format import (
+from cryptochart.core.backoff import Backoff
+from cryptochart.core.kline import InvalidKline, Kline
+from cryptochart.ingest.sources.base import Rejected
+from cryptochart.ingest.sources.binance.messages import (
     INTERVAL_MS,
     decode_rest_page,
     kline_from_rest_row,
 )
-from ingest.sources.pacing import Backoff
-from ingest.sources.rejections import Rejections
+from cryptochart.ingest.sources.rejections import Rejections
 
 logger = logging.getLogger(__name__)
 
