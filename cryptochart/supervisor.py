@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from cryptochart.core.settings import Settings
 
-log = logging.getLogger("cryptochart.supervisor")
+log = logging.getLogger(__name__)
 RESTART_DELAY_MAX = 30.0
 FIRST_START_HISTORY = 3600  # seconds of klines fetched or generated when the database is empty
 

@@ -203,3 +203,19 @@ def test_a_cluster_made_before_timescaledb_is_fixed_by_services_up(
     finally:
         postgres.down()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_a_child_process_reads_exactly_the_parents_settings() -> None:
+    """Settings → environment → Settings is the identity, for every setting, whatever the
+    parent's own environment says."""
+    ours = replace(
+        Settings(),
+        symbols=("AAAUSDT", "BBBUSDT"),
+        retention_1s="3 days",
+        db_flavour="postgres",
+        insert_batch_seconds=0.5,
+        use_partman=False,
+        inserter_instance_id="",
+    )
+    noisy = {"CRYPTOCHART_RETENTION_1S": "9 days", "CRYPTOCHART_INSERTER_INSTANCE_ID": "x"}
+    assert Settings.from_env(ours.as_env(noisy)) == ours

@@ -75,6 +75,19 @@ class Settings:
         """Settings from ``environ`` (default: ``os.environ``); a bad value raises SettingsError."""
         return load_env(cls, "CRYPTOCHART_", environ)
 
+    def as_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment in which a child ``cryptochart`` process reads exactly these settings:
+        ``base`` (default ``os.environ``) with every setting's variable replaced."""
+        env = dict(os.environ if base is None else base)
+        for f in fields(self):
+            name = f"CRYPTOCHART_{f.name.upper()}"
+            value = getattr(self, f.name)
+            text = ",".join(value) if isinstance(value, tuple) else str(value)
+            env.pop(name, None)
+            if text:  # empty means the default, as in from_env
+                env[name] = text
+        return env
+
     @property
     def api_dsn(self) -> str:
         """Connection string of the API's read-only role."""

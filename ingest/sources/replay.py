@@ -28,7 +28,7 @@ from cryptochart.ingest.sources.binance.messages import (
 )
 from cryptochart.ingest.sources.rejections import Rejections
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 DUMP_SUFFIXES = (".csv", ".zip")
 RECORDING_SUFFIXES = (".jsonl", ".ndjson")
@@ -61,7 +61,7 @@ class ReplaySource:
         self.speed = speed if speed and speed > 0 else None
         self.symbol = symbol
         self.symbols = frozenset(symbols) if symbols is not None else None
-        self.rejections = Rejections(self.name, logger)
+        self.rejections = Rejections(self.name, log)
 
     async def stream(self) -> AsyncIterator[Kline | Rejected]:
         timelines = [self._timeline(order, file) for order, file in enumerate(self.files)]

@@ -29,7 +29,7 @@ from cryptochart.ingest.sources.kline_sequencer import Gap, KlineSequencer
 from cryptochart.ingest.sources.pacing import SlidingWindowLimiter
 from cryptochart.ingest.sources.rejections import Rejections
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 INTERVAL = "1s"
 _QUEUE_SIZE = 10_000  # events buffered between the connections and the consumer
@@ -81,7 +81,7 @@ class BinanceSource:
         self._rest_url = rest_url
         self._rest = rest
         self._resume_after = dict(resume_after or {})
-        self.rejections = Rejections(self.name, logger)
+        self.rejections = Rejections(self.name, log)
         self.sequencer: KlineSequencer | None = None  # set while streaming, for inspection
 
     @classmethod
@@ -175,9 +175,9 @@ async def _repair(rest: BinanceRest, gap: Gap, queue: asyncio.Queue[_Event]) -> 
             else:
                 await queue.put(item)
     except Exception as exc:  # the repair is best effort: the live stream must go on
-        logger.error("binance: repair of %s failed after %d klines: %s", gap, fetched, exc)
+        log.error("binance: repair of %s failed after %d klines: %s", gap, fetched, exc)
     else:
-        logger.info(
+        log.info(
             "binance: repaired %s [%d, %d): %d klines from REST",
             gap.symbol,
             gap.start_ms,
