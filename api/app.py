@@ -27,7 +27,7 @@ from cryptochart.api.controllers.symbols import SymbolsController
 from cryptochart.api.controllers.ticker import TickerController
 from cryptochart.api.errors import EXCEPTION_HANDLERS
 from cryptochart.api.frontend import frontend_router
-from cryptochart.api.hub import Hub
+from cryptochart.api.hub import Hub, database_readers
 from cryptochart.api.pool import Pool, create_pool
 from cryptochart.api.websocket import live_socket
 from cryptochart.core.settings import Settings
@@ -79,7 +79,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         pool = create_pool(settings.api_dsn, config)
         await pool.open(wait=False)
         catalog = Catalog(pool, settings.symbols)
-        hub = Hub(channels, pool, catalog)
+        hub = Hub(channels, database_readers(pool), catalog.saw)
         feed = KlineFeed(
             settings.kafka_bootstrap, settings.klines_topic, asyncio.get_running_loop()
         )
