@@ -117,8 +117,24 @@ def _stage_commands() -> list[
     return [ingest_commands, api_commands]
 
 
+TIME_OPTIONS = ("--from", "--to")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, where ``--from -1h`` means ``--from=-1h`` (argparse alone would take
+    the relative time for an option)."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    joined: list[str] = []
+    for word in words:
+        if joined and joined[-1] in TIME_OPTIONS and word[:1] == "-" and word[1:2].isdigit():
+            joined[-1] = f"{joined[-1]}={word}"
+        else:
+            joined.append(word)
+    return build_parser().parse_args(joined)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -219,3 +219,11 @@ def test_a_child_process_reads_exactly_the_parents_settings() -> None:
     )
     noisy = {"CRYPTOCHART_RETENTION_1S": "9 days", "CRYPTOCHART_INSERTER_INSTANCE_ID": "x"}
     assert Settings.from_env(ours.as_env(noisy)) == ours
+
+
+def test_relative_times_read_as_the_readme_writes_them() -> None:
+    from cryptochart.cli import parse_args
+
+    args = parse_args(["backfill", "--from", "-1h", "--to", "-30m", "--symbols", "BTCUSDT"])
+    assert (args.from_, args.to, args.symbols) == ("-1h", "-30m", "BTCUSDT")
+    assert parse_args(["backfill", "--from=-2h"]).from_ == "-2h"
