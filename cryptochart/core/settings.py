@@ -17,7 +17,7 @@ T = TypeVar("T")
 SourceKind = Literal["auto", "binance", "sim", "replay"]
 FlavourChoice = Literal["auto", "timescaledb", "postgres"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository (this is cryptochart/core/)
 
 DEFAULT_SYMBOLS = (
     "BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT,XRPUSDT,DOGEUSDT,ADAUSDT,TRXUSDT,AVAXUSDT,LINKUSDT,"
