@@ -164,18 +164,14 @@ def assert_every_second_stored(settings: Settings) -> int:
     return len(expected)
 
 
+LONG = (pytest.mark.slow, pytest.mark.timeout(900))
+
+
+@pytest.mark.parametrize("drops", [3, pytest.param(10, marks=LONG)])
 def test_drops_and_server_shutdown_lose_nothing(
-    scenario: Scenario, stages: Stages, exchange: FakeExchange
+    scenario: Scenario, stages: Stages, exchange: FakeExchange, drops: int
 ) -> None:
-    run_drops(scenario, stages, exchange, 3, "BDRP")
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_10_drops_and_server_shutdown_lose_nothing(
-    scenario: Scenario, stages: Stages, exchange: FakeExchange
-) -> None:
-    run_drops(scenario, stages, exchange, 10, "BDRPL")
+    run_drops(scenario, stages, exchange, drops, f"BDRP{drops}X")
 
 
 def run_producer_kills(
@@ -202,15 +198,8 @@ def run_producer_kills(
     print(f"\nbinance: producer killed {kills} times, {count} klines, 0 missing")
 
 
+@pytest.mark.parametrize("kills", [1, pytest.param(10, marks=LONG)])
 def test_kill_9_binance_producer_loses_nothing(
-    scenario: Scenario, stages: Stages, exchange: FakeExchange
+    scenario: Scenario, stages: Stages, exchange: FakeExchange, kills: int
 ) -> None:
-    run_producer_kills(scenario, stages, exchange, 1, "BKIL")
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_kill_9_binance_producer_10_times_loses_nothing(
-    scenario: Scenario, stages: Stages, exchange: FakeExchange
-) -> None:
-    run_producer_kills(scenario, stages, exchange, 10, "BKILL")
+    run_producer_kills(scenario, stages, exchange, kills, f"BKIL{kills}X")
