@@ -7,7 +7,6 @@ import csv
 import json
 import logging
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import hypothesis.strategies as st
@@ -24,8 +23,8 @@ from cryptochart.ingest.sources.binance.messages import (
     parse_stream_message,
 )
 from cryptochart.ingest.sources.rejections import Rejections
+from tests.pipeline import DATA
 
-DATA = Path("/work/shared/data/binance")
 SYMBOLS = frozenset({"BTCUSDT", "ETHUSDT"})
 
 GOOD: dict[str, Any] = {

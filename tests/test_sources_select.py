@@ -15,8 +15,9 @@ from cryptochart.ingest.sources.registry import open_source
 from cryptochart.ingest.sources.replay import ReplaySource
 from cryptochart.ingest.sources.simulated import SimulatedSource
 from tests.fakes.binance import FakeBinance
+from tests.pipeline import DATA
 
-DUMP_1S = "/work/shared/data/binance/BTCUSDT-1s-2024-03-01.part01.first180rows.csv"
+DUMP_1S = str(DATA / "BTCUSDT-1s-2024-03-01.part01.first180rows.csv")
 
 
 def closed_port() -> int:
