@@ -165,8 +165,7 @@ def check_answer(path: str, params: Params, response: httpx.Response) -> None:
     if response.status_code == 400:
         assert isinstance(body, dict) and body.get("status_code") == 400, where
         assert isinstance(body.get("detail"), str) and body["detail"], where
-        if "parameter" in body:
-            assert body["parameter"] in {name for name, _ in params} | {"symbol", "interval"}, where
+        assert body.get("parameter") in {name for name, _ in params} | {"symbol", "interval"}, where
     elif path == "/api/v1/klines":
         assert isinstance(body, list) and all(len(row) == 12 for row in body), where
 
