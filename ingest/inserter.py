@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -149,6 +150,7 @@ class KlineInserter:
 
     def _decode(self, messages: list[Message]) -> list[tuple[int, Kline]]:
         klines: list[tuple[int, Kline]] = []
+        now = time.time_ns() // 1_000_000
         for seq, msg in enumerate(messages):
             err = msg.error()
             if err is not None:
@@ -158,7 +160,7 @@ class KlineInserter:
                     log.warning("kafka: %s", err)
                 continue
             try:
-                kline = validate(decode(msg.value() or b""))
+                kline = validate(decode(msg.value() or b""), now)
             except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
                 self._dead_letter(msg, "undecodable", exc)
                 continue

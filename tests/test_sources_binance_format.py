@@ -6,10 +6,12 @@ import copy
 import csv
 import json
 import logging
+import time
 from decimal import Decimal
 from typing import Any
 
 import hypothesis.strategies as st
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -324,3 +326,21 @@ def test_arbitrary_input_becomes_a_kline_or_a_rejection(raw: bytes) -> None:
 
 def _fields(kline: Kline) -> dict[str, Any]:
     return {name: getattr(kline, name) for name in kline.__struct_fields__}
+
+
+def test_a_kline_from_the_future_is_refused_by_its_own_kind() -> None:
+    """A clock far ahead (the format allows years up to 2286) must not become every view's
+    newest candle: more than a minute ahead of this machine is refused, at the parser and at
+    every later stage that validates (inserter, API intake)."""
+    ahead = (time.time_ns() // 1_000_000 // 1000 + 3600) * 1000
+    future = message(data__k__t=ahead, data__k__T=ahead + 999, data__E=ahead + 1000)
+    assert kind_of(future) == "from_the_future"
+    now = 1_709_251_200_000
+    near = kline_from_rest_row(
+        "BTCUSDT", [now + 30_000, *REST_ROW[1:6], now + 30_999, *REST_ROW[7:]]
+    )
+    assert validate(near, now) is near  # within the allowed skew
+    later = msgspec.structs.replace(near, open_time=now + 61_000, close_time=now + 61_999)
+    with pytest.raises(InvalidKline) as caught:
+        validate(later, now)
+    assert caught.value.kind == "from_the_future"
