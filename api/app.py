@@ -9,12 +9,13 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import State
+from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.types import Message, Scope
 
 from cryptochart.api.catalog import Catalog
 from cryptochart.api.channels import channels_plugin
@@ -47,6 +48,17 @@ the candle so far, on every 1s update), `{"type":"ticker","symbol","lastPrice",
 and `{"type":"error","error","detail"}`. Too many subscriptions is an error frame; a frame over
 the size limit closes the socket (1009).
 """
+
+
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
+async def with_security_headers(message: Message, scope: Scope) -> None:
+    """Every HTTP answer, errors included: no MIME sniffing, no referrer sent on."""
+    if message["type"] == "http.response.start":
+        headers = MutableScopeHeaders.from_message(message)
+        for name, value in SECURITY_HEADERS.items():
+            headers[name] = value
 
 
 def _provide_pool(state: State) -> Pool:
@@ -131,6 +143,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         ],
         cors_config=CORSConfig(allow_origins=list(config.cors_origins), allow_methods=["GET"]),
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[with_security_headers],
         openapi_config=OpenAPIConfig(
             title="cryptochart API",
             version="1.0.0",

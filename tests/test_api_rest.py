@@ -405,9 +405,15 @@ def test_frontend_page(settings: Settings, tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("<title>chart</title>")
     (tmp_path / "app.js").write_text("console.log(1)")
     built = TestClient(create_app(settings, replace(TEST_CONFIG, frontend_dir=tmp_path)))
-    assert built.get("/").text == "<title>chart</title>"
+    page = built.get("/")
+    assert page.text == "<title>chart</title>"
     assert built.get("/app.js").text == "console.log(1)"
     assert built.get("/health").json() == {"status": "ok"}
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    for response in (page, built.get("/health"), built.get("/api/v1/klines")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
 
 
 # --- query plans ------------------------------------------------------------------------------
