@@ -30,10 +30,14 @@ from cryptochart.api.errors import EXCEPTION_HANDLERS
 from cryptochart.api.frontend import frontend_router
 from cryptochart.api.hub import Hub, database_readers
 from cryptochart.api.pool import Pool, create_pool
+from cryptochart.api.shared import Shared
+from cryptochart.api.tickers import Ticker
 from cryptochart.api.websocket import live_socket
 from cryptochart.core.settings import Settings
 
 UNLIMITED_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema"]
+READY_SECONDS = 1.0  # /ready checks the database at most this often
+ALL_TICKERS_SECONDS = 5.0  # every symbol's ticker is computed at most this often
 
 DESCRIPTION = """Crypto candlesticks: history in the shape of Binance's /api/v3/klines, and live.
 
@@ -76,6 +80,16 @@ def _provide_hub(state: State) -> Hub:
     return hub
 
 
+def _provide_readiness(state: State) -> Shared[dict[str, str]]:
+    readiness: Shared[dict[str, str]] = state.readiness
+    return readiness
+
+
+def _provide_all_tickers(state: State) -> Shared[list[Ticker]]:
+    all_tickers: Shared[list[Ticker]] = state.all_tickers
+    return all_tickers
+
+
 def _provide_feed(state: State) -> KlineFeed:
     feed: KlineFeed = state.feed
     return feed
@@ -95,7 +109,14 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         feed = KlineFeed(
             settings.kafka_bootstrap, settings.klines_topic, asyncio.get_running_loop()
         )
-        app.state.update(pool=pool, catalog=catalog, hub=hub, feed=feed)
+        app.state.update(
+            pool=pool,
+            catalog=catalog,
+            hub=hub,
+            feed=feed,
+            readiness=Shared[dict[str, str]](READY_SECONDS),
+            all_tickers=Shared[list[Ticker]](ALL_TICKERS_SECONDS),
+        )
         fan_out = asyncio.create_task(hub.follow_feed(feed.batches), name="fan-out")
         feed.start()
         try:
@@ -120,6 +141,8 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         "hub": Provide(_provide_hub, sync_to_thread=False),
         "feed": Provide(_provide_feed, sync_to_thread=False),
         "api_config": Provide(lambda: config, sync_to_thread=False),
+        "readiness": Provide(_provide_readiness, sync_to_thread=False),
+        "all_tickers": Provide(_provide_all_tickers, sync_to_thread=False),
     }
     return Litestar(
         route_handlers=[

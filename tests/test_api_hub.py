@@ -19,6 +19,7 @@ from cryptochart.api.hub import Hub
 from cryptochart.api.intervals import INTERVALS, Interval
 from cryptochart.api.live import LiveCandles
 from cryptochart.api.seeding import RESEED_ATTEMPTS, Seeder
+from cryptochart.api.shared import Shared
 from tests.api_server import kline
 
 T0 = 1_764_150_000_000  # a whole minute, in ms
@@ -161,3 +162,25 @@ async def test_a_day_read_that_fails_leaves_no_percentage() -> None:
     assert await day.snapshot("BTCUSDT", now=T0) is None
     frame = day.frame("BTCUSDT", Decimal("1"), T0, T0)
     assert frame.price_change_percent is None
+
+
+async def test_a_shared_answer_is_computed_once_per_ttl_for_all_callers() -> None:
+    clock = [0.0]
+    shared: Shared[int] = Shared(ttl=1.0, clock=lambda: clock[0])
+    calls: list[float] = []
+    gate = asyncio.Event()
+
+    async def compute() -> int:
+        calls.append(clock[0])
+        await gate.wait()
+        return len(calls)
+
+    waiting = [asyncio.create_task(shared.get(compute)) for _ in range(5)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(*waiting) == [1] * 5  # five callers, one computation
+    clock[0] = 0.9
+    assert await shared.get(compute) == 1
+    clock[0] = 1.0
+    assert await shared.get(compute) == 2
+    assert calls == [0.0, 1.0]

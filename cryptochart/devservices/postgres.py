@@ -205,8 +205,8 @@ def server_settings(timescaledb: bool) -> str:
             # One scheduler per database with the extension, plus the jobs it runs: a test
             # session holds a few dozen databases at once, and a database without a free worker
             # runs no policy at all.
-            "timescaledb.max_background_workers = 48",
-            "max_worker_processes = 56",
+            "timescaledb.max_background_workers = 24",
+            "max_worker_processes = 32",
         ]
     return "\n".join(lines) + "\n"
 
