@@ -15,7 +15,6 @@ COPY cryptochart/ cryptochart/
 COPY ingest/ ingest/
 COPY api/ api/
 COPY db/ db/
-COPY services/ services/
 RUN pip install .
 COPY --from=frontend /src/frontend/dist frontend/dist
 RUN useradd --system --uid 10001 cryptochart

@@ -9,30 +9,35 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import State
+from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.types import Message, Scope
 
-from api.catalog import Catalog
-from api.channels import channels_plugin
-from api.config import ApiConfig
-from api.consumer import KlineFeed
-from api.controllers.health import HealthController
-from api.controllers.klines import KlinesController
-from api.controllers.status import StatusController
-from api.controllers.symbols import SymbolsController
-from api.controllers.ticker import TickerController
-from api.errors import EXCEPTION_HANDLERS
-from api.frontend import frontend_router
-from api.hub import Hub
-from api.pool import Pool, create_pool
-from api.websocket import live_socket
-from cryptochart.settings import Settings
+from cryptochart.api.catalog import Catalog
+from cryptochart.api.channels import channels_plugin
+from cryptochart.api.config import ApiConfig
+from cryptochart.api.consumer import KlineFeed
+from cryptochart.api.controllers.health import HealthController
+from cryptochart.api.controllers.klines import KlinesController
+from cryptochart.api.controllers.status import StatusController
+from cryptochart.api.controllers.symbols import SymbolsController
+from cryptochart.api.controllers.ticker import TickerController
+from cryptochart.api.errors import EXCEPTION_HANDLERS
+from cryptochart.api.frontend import frontend_router
+from cryptochart.api.hub import Hub, database_readers
+from cryptochart.api.pool import Pool, create_pool
+from cryptochart.api.shared import Shared
+from cryptochart.api.tickers import Ticker
+from cryptochart.api.websocket import live_socket
+from cryptochart.core.settings import Settings
 
 UNLIMITED_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema"]
+READY_SECONDS = 1.0  # /ready checks the database at most this often
+ALL_TICKERS_SECONDS = 5.0  # every symbol's ticker is computed at most this often
 
 DESCRIPTION = """Crypto candlesticks: history in the shape of Binance's /api/v3/klines, and live.
 
@@ -47,6 +52,17 @@ the candle so far, on every 1s update), `{"type":"ticker","symbol","lastPrice",
 and `{"type":"error","error","detail"}`. Too many subscriptions is an error frame; a frame over
 the size limit closes the socket (1009).
 """
+
+
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
+async def with_security_headers(message: Message, scope: Scope) -> None:
+    """Every HTTP answer, errors included: no MIME sniffing, no referrer sent on."""
+    if message["type"] == "http.response.start":
+        headers = MutableScopeHeaders.from_message(message)
+        for name, value in SECURITY_HEADERS.items():
+            headers[name] = value
 
 
 def _provide_pool(state: State) -> Pool:
@@ -64,6 +80,16 @@ def _provide_hub(state: State) -> Hub:
     return hub
 
 
+def _provide_readiness(state: State) -> Shared[dict[str, str]]:
+    readiness: Shared[dict[str, str]] = state.readiness
+    return readiness
+
+
+def _provide_all_tickers(state: State) -> Shared[list[Ticker]]:
+    all_tickers: Shared[list[Ticker]] = state.all_tickers
+    return all_tickers
+
+
 def _provide_feed(state: State) -> KlineFeed:
     feed: KlineFeed = state.feed
     return feed
@@ -79,11 +105,18 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         pool = create_pool(settings.api_dsn, config)
         await pool.open(wait=False)
         catalog = Catalog(pool, settings.symbols)
-        hub = Hub(channels, pool, catalog)
+        hub = Hub(channels, database_readers(pool), catalog.saw)
         feed = KlineFeed(
             settings.kafka_bootstrap, settings.klines_topic, asyncio.get_running_loop()
         )
-        app.state.update(pool=pool, catalog=catalog, hub=hub, feed=feed)
+        app.state.update(
+            pool=pool,
+            catalog=catalog,
+            hub=hub,
+            feed=feed,
+            readiness=Shared[dict[str, str]](READY_SECONDS),
+            all_tickers=Shared[list[Ticker]](ALL_TICKERS_SECONDS),
+        )
         fan_out = asyncio.create_task(hub.follow_feed(feed.batches), name="fan-out")
         feed.start()
         try:
@@ -108,6 +141,8 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         "hub": Provide(_provide_hub, sync_to_thread=False),
         "feed": Provide(_provide_feed, sync_to_thread=False),
         "api_config": Provide(lambda: config, sync_to_thread=False),
+        "readiness": Provide(_provide_readiness, sync_to_thread=False),
+        "all_tickers": Provide(_provide_all_tickers, sync_to_thread=False),
     }
     return Litestar(
         route_handlers=[
@@ -131,6 +166,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         ],
         cors_config=CORSConfig(allow_origins=list(config.cors_origins), allow_methods=["GET"]),
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[with_security_headers],
         openapi_config=OpenAPIConfig(
             title="cryptochart API",
             version="1.0.0",

@@ -12,9 +12,9 @@ from decimal import Decimal
 
 import msgspec
 
-from api.intervals import Interval, floor_to
-from cryptochart import kline as kline_values
-from cryptochart.kline import Kline
+from cryptochart.api.intervals import Interval, floor_to
+from cryptochart.core import kline as kline_values
+from cryptochart.core.kline import Kline
 
 EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
 SECOND_MS = 1_000

@@ -8,10 +8,11 @@ from decimal import Decimal
 
 import msgspec
 
-from api.candles import text
-from api.errors import InvalidParameter
-from api.history import to_ms
-from api.pool import Conn, Pool
+from cryptochart.api.candles import text
+from cryptochart.api.errors import InvalidParameter
+from cryptochart.api.history import to_ms
+from cryptochart.api.pool import Pool
+from cryptochart.core.database import AsyncConn
 
 SYMBOL_PATTERN = re.compile(r"[A-Z0-9]{1,32}")
 
@@ -96,7 +97,7 @@ class Catalog:
         return False
 
 
-async def symbols_with_data(conn: Conn) -> list[SymbolInfo]:
+async def symbols_with_data(conn: AsyncConn) -> list[SymbolInfo]:
     cur = await conn.execute(SYMBOLS_QUERY)
     out = []
     for symbol, price, first, last in await cur.fetchall():

@@ -7,7 +7,7 @@ from litestar.channels import ChannelsPlugin, Subscriber
 from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.channels.subscriber import BacklogStrategy
 
-from api.metrics import FRAMES_DROPPED
+from cryptochart.api.metrics import FRAMES_DROPPED
 
 
 class CountingSubscriber(Subscriber):

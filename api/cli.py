@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from cryptochart.settings import Settings
+from cryptochart.core.settings import Settings
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from api.app import create_app
-    from api.config import ApiConfig
+    from cryptochart.api.app import create_app
+    from cryptochart.api.config import ApiConfig
 
     config = ApiConfig.from_env()
     uvicorn.run(

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptochart.settings import ROOT, load_env
+from cryptochart.core.settings import ROOT, load_env
 
 # CRYPTOCHART_API_CORS_ORIGINS: origins allowed by CORS ("*": any; the data is public, no cookies).
 API_CORS_ORIGINS: tuple[str, ...] = ("*",)

@@ -22,8 +22,8 @@ from typing import Any, NamedTuple
 import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from api.metrics import CONSUMER_LAG, KAFKA_MESSAGES, KAFKA_UNDECODABLE
-from cryptochart.kline import Kline, decode
+from cryptochart.api.metrics import CONSUMER_LAG, KAFKA_MESSAGES, KAFKA_UNDECODABLE
+from cryptochart.core.kline import InvalidKline, Kline, decode, validate
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +165,9 @@ class KlineFeed:
             return None
         self._next[message.partition()] = message.offset() + 1
         try:
-            kline = decode(message.value())
-        except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
+            kline = validate(decode(message.value()))
+        except (msgspec.DecodeError, msgspec.ValidationError, TypeError, InvalidKline):
+            # The inserter dead-letters it with its reason; here it is only not shown.
             KAFKA_UNDECODABLE.inc()
             return None
         headers = dict(message.headers() or ())

@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from api.candles import LiveRow
+from cryptochart.api.candles import LiveRow
 
 
 class Subscribe(msgspec.Struct, tag_field="op", tag="subscribe"):

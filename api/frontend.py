@@ -1,13 +1,28 @@
-"""The built browser chart at ``/``, or a page saying how to build it."""
+"""The built browser chart at ``/``, or a page saying how to build it.
+
+The chart's files carry a Content-Security-Policy that allows only the page's own origin (its
+scripts, styles, the API and the WebSocket) and no framing.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from litestar import MediaType, Router, get
+from litestar import MediaType, Response, Router, get
 from litestar.static_files import create_static_files_router
 
 BUILD_COMMAND = "cd frontend && npm ci && npm run build"
+PAGE_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "img-src 'self' data:",  # the icon is a data: URL
+        "style-src 'self' 'unsafe-inline'",  # the chart library sets style attributes
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)
 
 NOT_BUILT = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cryptochart</title></head>
@@ -30,5 +45,15 @@ def frontend_router(dist: Path) -> Router:
     if not (dist / "index.html").is_file():
         return Router(path="/", route_handlers=[frontend_missing])
     return create_static_files_router(
-        path="/", directories=[dist], html_mode=True, name="frontend", include_in_schema=False
+        path="/",
+        directories=[dist],
+        html_mode=True,
+        name="frontend",
+        include_in_schema=False,
+        after_request=_with_page_policy,
     )
+
+
+async def _with_page_policy(response: Response[object]) -> Response[object]:
+    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    return response

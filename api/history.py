@@ -13,12 +13,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from psycopg import AsyncConnection, sql
+from psycopg import sql
 
-from api.candles import SECOND_MS, Candle, fold
-from api.intervals import INTERVALS, Interval, ceil_to, floor_to
-
-Conn = AsyncConnection[tuple[Any, ...]]
+from cryptochart.api.candles import SECOND_MS, Candle, fold
+from cryptochart.api.intervals import INTERVALS, Interval, ceil_to, floor_to
+from cryptochart.core.database import AsyncConn
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MS = timedelta(milliseconds=1)
@@ -88,7 +87,7 @@ def _candle(row: tuple[Any, ...], interval: Interval) -> Candle:
 
 
 async def rows(
-    conn: Conn,
+    conn: AsyncConn,
     interval: Interval,
     symbol: str,
     lo: int,
@@ -103,7 +102,7 @@ async def rows(
     return [_candle(row, interval) for row in await cur.fetchall()]
 
 
-async def newest_open_time(conn: Conn, interval: Interval, symbol: str) -> int | None:
+async def newest_open_time(conn: AsyncConn, interval: Interval, symbol: str) -> int | None:
     """Open time of the newest materialised row of ``interval``, None when it has none."""
     cur = await conn.execute(_NEWEST[interval.name], (symbol,))
     row = await cur.fetchone()
@@ -120,14 +119,16 @@ def _splice(materialised: list[Candle], tail: list[Candle]) -> list[Candle]:
     return materialised + tail
 
 
-async def _tail(conn: Conn, interval: Interval, symbol: str, lo: int, hi: int) -> list[Candle]:
+async def _tail(conn: AsyncConn, interval: Interval, symbol: str, lo: int, hi: int) -> list[Candle]:
     """Candles of ``interval`` in [lo, hi) folded from the complete finer level."""
     if lo >= hi or interval.finer is None:
         return []
     return fold(await complete(conn, INTERVALS[interval.finer], symbol, lo, hi), interval)
 
 
-async def complete(conn: Conn, interval: Interval, symbol: str, lo: int, hi: int) -> list[Candle]:
+async def complete(
+    conn: AsyncConn, interval: Interval, symbol: str, lo: int, hi: int
+) -> list[Candle]:
     """Every candle of ``interval`` with open_time in [lo, hi), ascending, the not yet
     materialised ones folded from the finer level. ``lo`` and ``hi`` are bucket-aligned."""
     if interval.finer is None:
@@ -140,7 +141,7 @@ async def complete(conn: Conn, interval: Interval, symbol: str, lo: int, hi: int
 
 
 async def klines(
-    conn: Conn,
+    conn: AsyncConn,
     interval: Interval,
     symbol: str,
     start: int | None,
@@ -156,7 +157,7 @@ async def klines(
 
 
 async def _first(
-    conn: Conn, interval: Interval, symbol: str, lo: int, hi: int, limit: int
+    conn: AsyncConn, interval: Interval, symbol: str, lo: int, hi: int, limit: int
 ) -> list[Candle]:
     if interval.finer is None:
         return await rows(conn, interval, symbol, lo, hi, limit=limit)
@@ -171,7 +172,9 @@ async def _first(
     return _splice(materialised, tail)[:limit]
 
 
-async def _last(conn: Conn, interval: Interval, symbol: str, hi: int, limit: int) -> list[Candle]:
+async def _last(
+    conn: AsyncConn, interval: Interval, symbol: str, hi: int, limit: int
+) -> list[Candle]:
     if interval.finer is None:
         newest_first = await rows(conn, interval, symbol, 0, hi, descending=True, limit=limit)
         return newest_first[::-1]
@@ -186,13 +189,13 @@ async def _last(conn: Conn, interval: Interval, symbol: str, hi: int, limit: int
     return _splice(older[::-1], tail)[-limit:]
 
 
-async def current(conn: Conn, interval: Interval, symbol: str, at: int) -> Candle | None:
+async def current(conn: AsyncConn, interval: Interval, symbol: str, at: int) -> Candle | None:
     """The candle of ``interval`` whose bucket holds ``at``, complete up to the newest 1s kline."""
     lo = floor_to(at, interval)
     candles = await complete(conn, interval, symbol, lo, lo + interval.ms)
     return candles[-1] if candles else None
 
 
-async def newest_second(conn: Conn, symbol: str) -> int | None:
+async def newest_second(conn: AsyncConn, symbol: str) -> int | None:
     """Open time of the symbol's newest 1s kline."""
     return await newest_open_time(conn, INTERVALS["1s"], symbol)

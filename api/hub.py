@@ -1,8 +1,10 @@
 """What WebSocket clients follow, and each Kafka update encoded once and published to them.
 
 Channels are ``kline:<SYMBOL>:<interval>``, ``ticker:<SYMBOL>`` and ``status``; Litestar's
-ChannelsPlugin fans a published frame out to every subscriber of its channel. The hub counts
-followers per channel, so it computes and encodes frames only for channels someone follows.
+ChannelsPlugin fans a published frame out to every subscriber of its channel. The hub builds and
+encodes frames only for channels someone follows (``Followers``); a new kline follower starts from
+the database's current candle (``Seeder``), a ticker follower from its rolling day
+(``DayTickers``).
 """
 
 from __future__ import annotations
@@ -10,41 +12,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
-from collections.abc import Coroutine
-from decimal import Decimal
-from typing import Any
+from collections.abc import Callable
+from typing import Protocol
 
 import msgspec
-import psycopg
-from litestar.channels import ChannelsPlugin
-from psycopg_pool import PoolTimeout
 
-from api import history
-from api.candles import Candle, text
-from api.catalog import Catalog
-from api.consumer import Delivery
-from api.frames import (
+from cryptochart.api import history
+from cryptochart.api.background import Background
+from cryptochart.api.candles import Candle
+from cryptochart.api.consumer import Delivery
+from cryptochart.api.day_tickers import DayReader, DayTickers
+from cryptochart.api.followers import Followers
+from cryptochart.api.frames import (
     STATUS_CHANNEL,
     Frame,
     KlineFrame,
     StatusFrame,
-    TickerFrame,
     encode,
     kline_channel,
     ticker_channel,
 )
-from api.intervals import INTERVALS, Interval
-from api.live import LiveCandles
-from api.metrics import FRAMES_PUBLISHED
-from api.pool import Pool
-from api.tickers import change_percent, last_day
+from cryptochart.api.intervals import INTERVALS, Interval
+from cryptochart.api.live import LiveCandles
+from cryptochart.api.metrics import FRAMES_PUBLISHED
+from cryptochart.api.pool import Pool
+from cryptochart.api.seeding import CurrentReader, Seeder
+from cryptochart.api.tickers import last_day
 
 log = logging.getLogger(__name__)
 
-RESEED_SECONDS = 2.0
-RESEED_ATTEMPTS = 5
-DAY_REFRESH_SECONDS = 60.0
 _ONE_SECOND = INTERVALS["1s"]
 
 
@@ -52,23 +48,53 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class Publisher(Protocol):
+    """Where frames go: Litestar's ChannelsPlugin, fanning each out to a channel's sockets."""
+
+    def publish(self, data: bytes, channels: str) -> None: ...
+
+
+def database_readers(pool: Pool) -> tuple[DayReader, CurrentReader]:
+    """The hub's two reads: a symbol's rolling day, and a followed channel's current candle."""
+
+    async def read_day(symbol: str) -> Candle | None:
+        async with pool.connection() as conn:
+            return await last_day(conn, symbol)
+
+    async def read_current(symbol: str, interval: Interval, known: int | None) -> Candle | None:
+        async with pool.connection() as conn:
+            at = known or await history.newest_second(conn, symbol)
+            return None if at is None else await history.current(conn, interval, symbol, at)
+
+    return read_day, read_current
+
+
+def kline_frame(
+    symbol: str, interval: Interval, candle: Candle, closed: bool, event_time: int, sent: int
+) -> KlineFrame:
+    return KlineFrame(symbol, interval.name, candle.live_row(), closed, event_time, sent)
+
+
 class Hub:
-    def __init__(self, channels: ChannelsPlugin, pool: Pool, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        channels: Publisher,
+        readers: tuple[DayReader, CurrentReader],
+        saw_symbol: Callable[[str], None],
+    ) -> None:
         self._channels = channels
-        self._pool = pool
-        self._catalog = catalog
+        self._saw_symbol = saw_symbol
         self.live = LiveCandles()
         self.source = "unknown"  # the ``source`` header of the latest message
         self.last_event_time: int | None = None
         self.clients = 0
-        self._followers: Counter[str] = Counter()
-        self._seeding: dict[str, asyncio.Task[None]] = {}
-        self._day_open: dict[str, Decimal] = {}
-        self._day_close: dict[str, Decimal] = {}
-        self._latest: dict[str, tuple[Decimal, int]] = {}  # symbol → last close, its event time
-        self._day_read_at: dict[str, float] = {}
-        self._day_reading: dict[str, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._followers = Followers()
+        self._background = Background()
+        read_day, read_current = readers
+        self._day = DayTickers(read_day, self._background)
+        self._seeder = Seeder(
+            self.live, read_current, self._background, self._followers.__contains__
+        )
 
     # --- following -------------------------------------------------------------------------
 
@@ -76,53 +102,37 @@ class Hub:
         return encode(StatusFrame(self.source))
 
     def follow_status(self) -> None:
-        self._followers[STATUS_CHANNEL] += 1
+        self._followers.add(STATUS_CHANNEL)
 
     def unfollow_status(self) -> None:
-        self._unfollow(STATUS_CHANNEL)
+        self._followers.remove(STATUS_CHANNEL)
 
     async def follow_kline(self, symbol: str, interval: Interval) -> bytes | None:
         """Count one more follower; return the current candle's frame, if there is one yet."""
-        name = kline_channel(symbol, interval.name)
-        self._followers[name] += 1
+        first = self._followers.add(kline_channel(symbol, interval.name))
         if interval.finer is None:
             return None
-        if self._followers[name] == 1 or name in self._seeding:
-            task = self._seeding.get(name)
-            if task is None:
-                task = self._seeding[name] = self._spawn(self._seed(symbol, interval, 0))
-            await asyncio.shield(task)
+        await self._seeder.seeded(symbol, interval, first)
         candle = self.live.snapshot(symbol, interval)
         if candle is None:
             return None
-        _, event_time = self._latest.get(symbol, (None, now_ms()))
-        frame = self._kline_frame(symbol, interval, candle, False, event_time)
+        now = now_ms()
+        _, event_time = self._day.latest(symbol) or (None, now)
+        frame = kline_frame(symbol, interval, candle, False, event_time, now)
         return encode(msgspec.structs.replace(frame, snapshot=True))
 
     def unfollow_kline(self, symbol: str, interval: Interval) -> None:
-        if self._unfollow(kline_channel(symbol, interval.name)) and interval.finer is not None:
+        last = self._followers.remove(kline_channel(symbol, interval.name))
+        if last and interval.finer is not None:
             self.live.forget(symbol, interval)
 
     async def follow_ticker(self, symbol: str) -> bytes | None:
-        self._followers[ticker_channel(symbol)] += 1
-        if symbol not in self._day_open:
-            await asyncio.shield(self._read_day(symbol))
-        close, event_time = self._latest.get(symbol, (self._day_close.get(symbol), now_ms()))
-        if close is None:
-            return None
-        frame = self._ticker_frame(symbol, close, event_time)
-        return encode(msgspec.structs.replace(frame, snapshot=True))
+        self._followers.add(ticker_channel(symbol))
+        frame = await self._day.snapshot(symbol, now_ms())
+        return None if frame is None else encode(msgspec.structs.replace(frame, snapshot=True))
 
     def unfollow_ticker(self, symbol: str) -> None:
-        self._unfollow(ticker_channel(symbol))
-
-    def _unfollow(self, name: str) -> bool:
-        """One follower less; True when it was the last."""
-        self._followers[name] -= 1
-        if self._followers[name] > 0:
-            return False
-        del self._followers[name]
-        return True
+        self._followers.remove(ticker_channel(symbol))
 
     # --- Kafka updates ---------------------------------------------------------------------
 
@@ -143,32 +153,30 @@ class Hub:
         kline, source, timestamp = delivery
         sent = now_ms()
         symbol = kline.symbol
-        self._catalog.saw(symbol)
+        self._saw_symbol(symbol)
         if source and source != self.source:
             self.source = source
             self._publish(STATUS_CHANNEL, StatusFrame(source))
         event_time = kline.event_time or timestamp
         self.last_event_time = event_time
-        self._latest[symbol] = (kline.close, event_time)
+        self._day.saw(symbol, kline.close, event_time)
         updates = self.live.apply(kline)
         name = kline_channel(symbol, "1s")
         if name in self._followers:
-            frame = self._kline_frame(
-                symbol, _ONE_SECOND, Candle.of_kline(kline), kline.closed, event_time, sent
-            )
+            candle = Candle.of_kline(kline)
+            frame = kline_frame(symbol, _ONE_SECOND, candle, kline.closed, event_time, sent)
             self._publish(name, frame)
         for update in updates:
             name = kline_channel(symbol, update.interval.name)
             if name in self._followers:
-                frame = self._kline_frame(
+                frame = kline_frame(
                     symbol, update.interval, update.candle, update.closed, event_time, sent
                 )
                 self._publish(name, frame)
         name = ticker_channel(symbol)
         if name in self._followers:
-            self._publish(name, self._ticker_frame(symbol, kline.close, event_time, sent))
-            if time.monotonic() - self._day_read_at.get(symbol, 0.0) > DAY_REFRESH_SECONDS:
-                self._read_day(symbol)
+            self._publish(name, self._day.frame(symbol, kline.close, event_time, sent))
+            self._day.refresh_if_stale(symbol)
 
     def _publish(self, channel: str, frame: Frame) -> None:
         try:
@@ -177,80 +185,5 @@ class Hub:
             return
         FRAMES_PUBLISHED.labels(type=type(frame).__struct_config__.tag).inc()
 
-    def _kline_frame(
-        self,
-        symbol: str,
-        interval: Interval,
-        candle: Candle,
-        closed: bool,
-        event_time: int,
-        sent: int | None = None,
-    ) -> KlineFrame:
-        return KlineFrame(
-            symbol, interval.name, candle.live_row(), closed, event_time, sent or now_ms()
-        )
-
-    def _ticker_frame(
-        self, symbol: str, last: Decimal, event_time: int, sent: int | None = None
-    ) -> TickerFrame:
-        day_open = self._day_open.get(symbol)
-        percent = None if day_open is None else change_percent(day_open, last)
-        return TickerFrame(symbol, text(last), event_time, sent or now_ms(), percent)
-
-    # --- database reads --------------------------------------------------------------------
-
-    async def _seed(self, symbol: str, interval: Interval, attempt: int) -> None:
-        """Start following ``interval`` of ``symbol`` from the database's current candle."""
-        name = kline_channel(symbol, interval.name)
-        candle: Candle | None = None
-        failed = False
-        try:
-            async with self._pool.connection() as conn:
-                at = self.live.newest_second(symbol) or await history.newest_second(conn, symbol)
-                if at is not None:
-                    candle = await history.current(conn, interval, symbol, at)
-        except (psycopg.Error, PoolTimeout) as exc:
-            log.warning("seeding %s: %s", name, exc)
-            failed = True
-        finally:
-            if attempt == 0:
-                self._seeding.pop(name, None)
-        if name not in self._followers:
-            return
-        missing = self.live.seed(symbol, interval, candle) or failed
-        if missing and attempt < RESEED_ATTEMPTS:
-            # The database lags further behind Kafka than memory reaches: read it again soon.
-            self._spawn(self._reseed(symbol, interval, attempt + 1))
-
-    async def _reseed(self, symbol: str, interval: Interval, attempt: int) -> None:
-        await asyncio.sleep(RESEED_SECONDS)
-        await self._seed(symbol, interval, attempt)
-
-    def _read_day(self, symbol: str) -> asyncio.Task[None]:
-        task = self._day_reading.get(symbol)
-        if task is None:
-            task = self._day_reading[symbol] = self._spawn(self._day(symbol))
-        return task
-
-    async def _day(self, symbol: str) -> None:
-        try:
-            async with self._pool.connection() as conn:
-                day = await last_day(conn, symbol)
-            if day is not None:
-                self._day_open[symbol], self._day_close[symbol] = day.open, day.close
-        except (psycopg.Error, PoolTimeout) as exc:
-            log.warning("24h ticker of %s: %s", symbol, exc)
-        finally:
-            self._day_read_at[symbol] = time.monotonic()
-            self._day_reading.pop(symbol, None)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._background.close()

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from typing import NamedTuple
 
-from api.candles import SECOND_MS, Candle, rebucket
-from api.intervals import Interval, floor_to
-from cryptochart.kline import Kline
+from cryptochart.api.candles import SECOND_MS, Candle, rebucket
+from cryptochart.api.intervals import Interval, floor_to
+from cryptochart.core.kline import Kline
 
 RECENT_SECONDS = 300
 

@@ -19,7 +19,8 @@ KAFKA_MESSAGES = Counter(
     "cryptochart_api_kafka_messages_total", "Kline messages consumed", ["source"]
 )
 KAFKA_UNDECODABLE = Counter(
-    "cryptochart_api_kafka_undecodable_total", "Kafka messages that are not klines"
+    "cryptochart_api_kafka_undecodable_total",
+    "Kafka messages that are not valid klines (not shown)",
 )
 CONSUMER_LAG = Gauge(
     "cryptochart_api_consumer_lag", "Messages on the klines topic not consumed by the API yet"

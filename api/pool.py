@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from psycopg import AsyncConnection, IsolationLevel
+from psycopg import IsolationLevel
 from psycopg_pool import AsyncConnectionPool
 
-from api.config import ApiConfig
+from cryptochart.api.config import ApiConfig
+from cryptochart.core.database import AsyncConn
 
-Conn = AsyncConnection[tuple[Any, ...]]
-Pool = AsyncConnectionPool[Conn]
+Pool = AsyncConnectionPool[AsyncConn]
 
 
-async def _configure(conn: Conn) -> None:
+async def _configure(conn: AsyncConn) -> None:
     # One snapshot per request: the levels of a candle tail are read consistently.
     await conn.set_isolation_level(IsolationLevel.REPEATABLE_READ)
     await conn.set_read_only(True)

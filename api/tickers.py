@@ -7,9 +7,10 @@ from decimal import Decimal
 
 import msgspec
 
-from api.candles import EXACT, Candle, combine, text
-from api.history import END_OF_TIME, Conn, complete, newest_open_time
-from api.intervals import INTERVALS, ceil_to, floor_to
+from cryptochart.api.candles import EXACT, Candle, combine, text
+from cryptochart.api.history import END_OF_TIME, complete, newest_open_time
+from cryptochart.api.intervals import INTERVALS, ceil_to, floor_to
+from cryptochart.core.database import AsyncConn
 
 DAY_MS = 86_400_000
 _MINUTE, _HOUR = INTERVALS["1m"], INTERVALS["1h"]
@@ -39,7 +40,7 @@ def change_percent(open_: Decimal, last: Decimal) -> str:
     return text(ratio.quantize(Decimal("0.001"), context=_PERCENT))
 
 
-async def last_day(conn: Conn, symbol: str) -> Candle | None:
+async def last_day(conn: AsyncConn, symbol: str) -> Candle | None:
     """The symbol's last 24 hours up to its newest kline as one candle opening where the window
     does: whole hours from the 1h level, the ragged minutes at both ends from the 1m level
     (each complete to the second)."""

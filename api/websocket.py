@@ -21,9 +21,9 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.status_codes import WS_1008_POLICY_VIOLATION, WS_1009_MESSAGE_TOO_BIG
 from psycopg_pool import PoolTimeout
 
-from api.catalog import Catalog
-from api.config import ApiConfig
-from api.frames import (
+from cryptochart.api.catalog import Catalog
+from cryptochart.api.config import ApiConfig
+from cryptochart.api.frames import (
     STATUS_CHANNEL,
     ErrorFrame,
     Frame,
@@ -38,9 +38,9 @@ from api.frames import (
     kline_channel,
     ticker_channel,
 )
-from api.hub import Hub
-from api.intervals import INTERVALS, Interval
-from api.metrics import FRAMES_SENT, WS_CLIENTS
+from cryptochart.api.hub import Hub
+from cryptochart.api.intervals import INTERVALS, Interval
+from cryptochart.api.metrics import FRAMES_SENT, WS_CLIENTS
 
 log = logging.getLogger(__name__)
 

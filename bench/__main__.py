@@ -14,8 +14,8 @@ from pathlib import Path
 
 import psycopg
 
-from cryptochart.settings import ROOT, Settings
-from db.migrate import FLAVOURS, Flavour, detect_flavour
+from cryptochart.core.settings import ROOT, Settings
+from cryptochart.db.migrate import FLAVOURS, Flavour, detect_flavour
 
 try:
     import psutil  # noqa: F401  (the benchmarks' process meter)

@@ -29,7 +29,7 @@ from bench.processes import (
 )
 from bench.results import Outcome, RunOptions
 from bench.scratch import dbname
-from cryptochart.settings import Settings
+from cryptochart.core.settings import Settings
 
 TARGET_SYMBOLS = 1_000
 CPU_LIMIT = 50.0  # % of the whole box

@@ -22,8 +22,8 @@ from bench.processes import Stage, spawn, stop_all
 from bench.profiling import StageProfile
 from bench.results import Outcome, RunOptions, ms, percentile
 from bench.scratch import scratch_settings
-from cryptochart.kline import decode
-from cryptochart.settings import Settings
+from cryptochart.core.kline import decode
+from cryptochart.core.settings import Settings
 
 TARGET_P99_S = 1.5
 SPEED = 5.0

@@ -28,9 +28,9 @@ from bench.processes import spawn
 from bench.profiling import StageProfile
 from bench.results import Outcome, RunOptions, ms, rate
 from bench.scratch import scratch_settings
-from cryptochart.settings import Settings
-from ingest.aggregator import MinuteJob
-from ingest.inserter import staging_rows, write_batch
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.inserter import staging_rows, write_batch
+from cryptochart.ingest.minute_job import MinuteJob
 
 TARGET_P99_MS = 15.0
 TARGET_RPS = 1_000

@@ -24,8 +24,9 @@ from bench.processes import spawn
 from bench.profiling import StageProfile
 from bench.results import Outcome, RunOptions, rate, ratio
 from bench.scratch import scratch_settings
-from cryptochart.kline import Kline, decode
-from cryptochart.settings import Settings
+from cryptochart.core.database import Conn
+from cryptochart.core.kline import Kline, decode
+from cryptochart.core.settings import Settings
 
 TARGET_RATE = 150_000
 TARGET_VS_ROW = 10.0
@@ -33,7 +34,6 @@ TARGET_VS_COPY = 0.7
 SYMBOLS = 1_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-Conn = psycopg.Connection[tuple[object, ...]]
 
 KLINE_FIELDS = (  # kline_1s's columns (db/migrations/0002_kline_1s.*.sql)
     "symbol",

@@ -6,11 +6,11 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from cryptochart.kline import Kline
-from cryptochart.settings import Settings
-from cryptochart.symbols import parse_symbols
-from ingest.producer import KlineProducer
-from ingest.sources.simulated import SimulatedSource
+from cryptochart.core.kline import Kline
+from cryptochart.core.settings import Settings
+from cryptochart.core.symbols import parse_symbols
+from cryptochart.ingest.producer import KlineProducer
+from cryptochart.ingest.sources.simulated import SimulatedSource
 
 SEED = 7
 

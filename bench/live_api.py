@@ -24,7 +24,6 @@ from dataclasses import replace
 import psutil
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-from api import consumer as feed
 from bench import klines as sim
 from bench.processes import (
     CpuMeter,
@@ -38,8 +37,9 @@ from bench.processes import (
 from bench.profiling import StageProfile
 from bench.results import Outcome, RunOptions, ms, percentile
 from bench.scratch import dbname, scratch_settings
-from cryptochart.kline import decode
-from cryptochart.settings import Settings
+from cryptochart.api import consumer as feed
+from cryptochart.core.kline import decode
+from cryptochart.core.settings import Settings
 
 TARGET_P99_MS = 50.0
 TARGET_RSS_MB = 150.0

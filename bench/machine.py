@@ -13,7 +13,8 @@ from pathlib import Path
 import confluent_kafka
 import psycopg
 
-from cryptochart.settings import ROOT, Settings
+from cryptochart.core.database import connect
+from cryptochart.core.settings import ROOT, Settings
 
 PACKAGES = ("psycopg", "confluent-kafka", "litestar", "uvicorn", "websockets", "msgspec")
 
@@ -43,7 +44,7 @@ def _os() -> str:
 def _postgres(settings: Settings) -> str:
     """The server's version and the extensions the two schema flavours use."""
     try:
-        with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
+        with connect(settings.database_url, timeout=5) as conn:
             row = conn.execute("SHOW server_version").fetchone()
             extensions = conn.execute(
                 """SELECT name, default_version FROM pg_available_extensions

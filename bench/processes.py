@@ -15,9 +15,9 @@ from pathlib import Path
 
 import psutil
 
-from cryptochart.services.kafka import LocalKafka
-from cryptochart.services.postgres import LocalPostgres
-from cryptochart.settings import Settings
+from cryptochart.core.settings import Settings
+from cryptochart.devservices.kafka import LocalKafka
+from cryptochart.devservices.postgres import LocalPostgres
 
 # PostgreSQL's own background processes: shared by every database of the cluster, counted in full.
 PG_BACKGROUND = (
@@ -31,20 +31,7 @@ PG_BACKGROUND = (
 
 def stage_env(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment that makes a `cryptochart` child use these settings."""
-    return {
-        **os.environ,
-        "CRYPTOCHART_DATABASE_URL": settings.database_url,
-        "CRYPTOCHART_API_DATABASE_URL": settings.api_database_url,
-        "CRYPTOCHART_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "CRYPTOCHART_KLINES_TOPIC": settings.klines_topic,
-        "CRYPTOCHART_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
-        "CRYPTOCHART_INSERTER_GROUP": settings.inserter_group,
-        "CRYPTOCHART_SYMBOLS": ",".join(settings.symbols),
-        "CRYPTOCHART_SOURCE": settings.source,
-        "CRYPTOCHART_API_PORT": str(settings.api_port),
-        "CRYPTOCHART_DB_FLAVOUR": settings.db_flavour,
-        **extra,
-    }
+    return {**settings.as_env(), **extra}
 
 
 @dataclass

@@ -40,20 +40,20 @@ import msgspec
 import psycopg
 from psycopg import AsyncConnection, IsolationLevel, sql
 
-from api import history
-from api.candles import Candle
-from api.intervals import INTERVALS, Interval, floor_to
 from bench import klines as sim
 from bench.history_api import DAY_S, PAGE, RATE_LIMIT_PER_MINUTE, WrkResult, wrk
 from bench.live_api import free_port, wait_ready
 from bench.processes import spawn
 from bench.results import ms, percentile
 from bench.scratch import scratch_settings
-from cryptochart.kline import Kline
-from cryptochart.settings import Settings
-from db.migrate import Flavour
-from ingest.aggregator import MinuteJob, levels
-from ingest.inserter import staging_rows, write_batch
+from cryptochart.api import history
+from cryptochart.api.candles import Candle
+from cryptochart.api.intervals import INTERVALS, Interval, floor_to
+from cryptochart.core.kline import Kline
+from cryptochart.core.settings import Settings
+from cryptochart.db.migrate import Flavour
+from cryptochart.ingest.inserter import staging_rows, write_batch
+from cryptochart.ingest.minute_job import MinuteJob, levels
 
 AsyncConn = AsyncConnection[tuple[Any, ...]]
 Reader = Callable[[AsyncConn, Interval, str, int | None, int], Awaitable[list[Candle]]]

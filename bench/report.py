@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bench.results import LABELS, Figure, Outcome
-from db.migrate import Flavour
+from cryptochart.db.migrate import Flavour
 
 Group = Mapping[Flavour, Outcome]  # one benchmark, run on each flavour asked (in that order)
 SAME_WITHIN = 1.1  # a ratio within 10 % either way gets no verdict: the box is noisy

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from db.migrate import Flavour
+from cryptochart.db.migrate import Flavour
 
 LABELS: dict[Flavour, str] = {"timescaledb": "TimescaleDB", "postgres": "plain PostgreSQL"}
 Better = Literal["higher", "lower"]

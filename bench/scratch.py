@@ -17,10 +17,10 @@ from confluent_kafka.admin import AdminClient
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from cryptochart.settings import Settings
-from cryptochart.topics import ensure_topics
-from db.migrate import Flavour, migrate
-from db.partitions import maintain
+from cryptochart.core.settings import Settings
+from cryptochart.core.topics import ensure_topics
+from cryptochart.db.migrate import Flavour, migrate
+from cryptochart.db.partitions import maintain
 
 RUN_TOKEN = secrets.token_hex(3)  # one per `python -m bench`, in every name it creates
 SHORT: dict[Flavour, str] = {"timescaledb": "ts", "postgres": "pg"}

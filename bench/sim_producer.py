@@ -10,10 +10,9 @@ import logging
 import sys
 
 from bench.klines import SEED
-from cryptochart.settings import Settings
-from ingest.produce import run_producer
-from ingest.producer import KlineProducer
-from ingest.sources.simulated import SimulatedSource
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.producer import KlineProducer, run_producer
+from cryptochart.ingest.sources.simulated import SimulatedSource
 
 
 def main() -> int:

@@ -28,12 +28,12 @@ from psycopg import sql
 from bench import klines as sim
 from bench.results import Outcome, RunOptions, ratio
 from bench.scratch import RUN_TOKEN, with_dbname
-from cryptochart.kline import Kline
-from cryptochart.settings import Settings
-from db.migrate import Flavour, migrate
-from db.partitions import maintain
-from ingest.inserter import staging_rows, write_batch
-from ingest.sources.replay import ReplaySource
+from cryptochart.core.kline import Kline
+from cryptochart.core.settings import Settings
+from cryptochart.db.migrate import Flavour, migrate
+from cryptochart.db.partitions import maintain
+from cryptochart.ingest.inserter import staging_rows, write_batch
+from cryptochart.ingest.sources.replay import ReplaySource
 
 Conn = psycopg.Connection[tuple[object, ...]]
 

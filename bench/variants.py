@@ -33,13 +33,13 @@ import psycopg
 from bench import klines as sim
 from bench.realtime import study as study_realtime
 from bench.scratch import scratch_settings
-from cryptochart.kline import decode, encode
-from cryptochart.settings import Settings
-from db.migrate import FLAVOURS, Flavour
-from ingest.inserter import staging_rows, write_batch
-from ingest.kline_sql import COPY_STAGING, CREATE_STAGING, STAGING_TYPES, UPSERT
+from cryptochart.core.database import Conn
+from cryptochart.core.kline import decode, encode
+from cryptochart.core.settings import Settings
+from cryptochart.db.migrate import FLAVOURS, Flavour
+from cryptochart.ingest.inserter import staging_rows, write_batch
+from cryptochart.ingest.inserter_sql import COPY_STAGING, CREATE_STAGING, STAGING_TYPES, UPSERT
 
-Conn = psycopg.Connection[tuple[object, ...]]
 BATCH = 5_000
 
 
@@ -196,9 +196,9 @@ def study_history(base: Settings, flavour: Flavour) -> None:
 
     from psycopg import AsyncConnection, IsolationLevel
 
-    from api import history
-    from api.intervals import INTERVALS
     from bench.history_api import PAGE, fill_day
+    from cryptochart.api import history
+    from cryptochart.api.intervals import INTERVALS
 
     names = sim.symbols(1)
     encoder = msgspec.json.Encoder()
@@ -239,8 +239,8 @@ def study_history(base: Settings, flavour: Flavour) -> None:
 
 
 def study_minute_job(base: Settings, flavour: Flavour) -> None:
-    from ingest.aggregator import MinuteJob, levels
-    from ingest.windows import merged_ranges
+    from cryptochart.ingest.minute_job import MinuteJob, levels
+    from cryptochart.ingest.minute_windows import merged_ranges
 
     names = sim.symbols(1_000)
     minute = (int(time.time()) // 60 - 3) * 60_000

@@ -10,16 +10,16 @@ from collections.abc import Callable, Sequence
 import psycopg
 from confluent_kafka import KafkaException
 
-from cryptochart.services.process import ServiceError
-from cryptochart.settings import Settings, SettingsError
-from db.migrate import SchemaError
-from ingest.cli import add_source_options
+from cryptochart.core.settings import Settings, SettingsError
+from cryptochart.db.migrate import SchemaError
+from cryptochart.devservices.process import ServiceError
+from cryptochart.ingest.cli import add_source_options
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def _services(args: argparse.Namespace, settings: Settings) -> int:
-    from cryptochart.services import local
+    from cryptochart.devservices import local
 
     action = {"up": local.up, "down": local.down, "status": local.status}[args.action]
     for line in action(settings):
@@ -28,10 +28,10 @@ def _services(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from cryptochart.database import connect
-    from cryptochart.topics import ensure_topics
-    from db.migrate import migrate
-    from db.partitions import maintain
+    from cryptochart.core.database import connect
+    from cryptochart.core.topics import ensure_topics
+    from cryptochart.db.migrate import migrate
+    from cryptochart.db.partitions import maintain
 
     with connect(settings.database_url) as conn:
         result = migrate(
@@ -54,7 +54,7 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from cryptochart.run import run
+    from cryptochart.supervisor import run
 
     source_args = [
         f"--{name}={value}" for name in ("source", "symbols") if (value := getattr(args, name))
@@ -113,14 +113,31 @@ def build_parser() -> argparse.ArgumentParser:
 def _stage_commands() -> list[
     Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
 ]:
-    """The later stages register their subcommands here (ingest, api)."""
-    from cryptochart.stages import stages
+    """The stages' own subcommands: produce, insert, aggregate, backfill and serve."""
+    from cryptochart.api.cli import register as api_commands
+    from cryptochart.ingest.cli import register as ingest_commands
 
-    return stages()
+    return [ingest_commands, api_commands]
+
+
+TIME_OPTIONS = ("--from", "--to")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, where ``--from -1h`` means ``--from=-1h`` (argparse alone would take
+    the relative time for an option)."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    joined: list[str] = []
+    for word in words:
+        if joined and joined[-1] in TIME_OPTIONS and word[:1] == "-" and word[1:2].isdigit():
+            joined[-1] = f"{joined[-1]}={word}"
+        else:
+            joined.append(word)
+    return build_parser().parse_args(joined)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

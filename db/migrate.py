@@ -3,6 +3,7 @@
 A file named ``NNNN_name.sql`` applies to both schema flavours; ``NNNN_name.timescaledb.sql`` and
 ``NNNN_name.postgres.sql`` only to theirs. The flavour is TimescaleDB when the server offers the
 extension, else plain PostgreSQL; it is recorded with the first migration and kept from then on.
+A file for both flavours that differs in a detail reads ``current_setting('cryptochart.flavour')``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Literal
 
 import psycopg
 
-from cryptochart.settings import Settings
-from db import policies
+from cryptochart.core.settings import Settings
+from cryptochart.db import policies
 
 Flavour = Literal["timescaledb", "postgres"]
 FLAVOURS: tuple[Flavour, ...] = ("timescaledb", "postgres")
@@ -106,6 +107,7 @@ def migrate(
         done = {str(version) for version, _ in rows}
         recorded = {str(f) for _, f in rows}
         chosen = _as_flavour(recorded.pop()) if recorded else requested_flavour(conn, flavour)
+        conn.execute("SELECT set_config('cryptochart.flavour', %s, false)", (chosen,))
         applied = []
         for migration in discover(chosen):
             if migration.version in done:

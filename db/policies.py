@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 if TYPE_CHECKING:
-    from db.migrate import Flavour
+    from cryptochart.db.migrate import Flavour
 
 
 def aggregate_relations(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:

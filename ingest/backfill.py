@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 import psycopg
 from tqdm import tqdm
 
-from cryptochart.kline import Kline
-from cryptochart.settings import Settings
-from ingest.producer import KlineProducer
-from ingest.sources.base import Rejected
-from ingest.sources.binance_rest import BinanceRest
-from ingest.sources.simulated import SimulatedSource
+from cryptochart.core.kline import Kline
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.producer import KlineProducer
+from cryptochart.ingest.sources.base import Rejected
+from cryptochart.ingest.sources.binance.rest import BinanceRest
+from cryptochart.ingest.sources.simulated import SimulatedSource
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import threading
 import time
 from dataclasses import replace
 
-from cryptochart.settings import Settings
-from cryptochart.symbols import parse_symbols
+from cryptochart.core.settings import Settings
+from cryptochart.core.symbols import parse_symbols
 
 
 def _stop_on_signals() -> threading.Event:
@@ -35,9 +35,8 @@ def _source_settings(args: argparse.Namespace, settings: Settings) -> Settings:
 
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.produce import run_producer
-    from ingest.producer import KlineProducer
-    from ingest.sources.select import open_source
+    from cryptochart.ingest.producer import KlineProducer, run_producer
+    from cryptochart.ingest.sources.registry import open_source
 
     settings = _source_settings(args, settings)
     source = open_source(settings, history_seconds=args.history)
@@ -46,7 +45,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _insert(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.inserter import KlineInserter
+    from cryptochart.ingest.inserter import KlineInserter
 
     inserter = KlineInserter(settings)
     inserter.stop = _stop_on_signals()
@@ -55,8 +54,8 @@ def _insert(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _aggregate(args: argparse.Namespace, settings: Settings) -> int:
-    from cryptochart.database import connect
-    from ingest.aggregator import MinuteJob
+    from cryptochart.core.database import connect
+    from cryptochart.ingest.minute_job import MinuteJob
 
     job = MinuteJob(settings)
     if args.once:
@@ -72,7 +71,7 @@ def _aggregate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _backfill(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.backfill import (
+    from cryptochart.ingest.backfill import (
         BackfillRange,
         parse_time,
         publish,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -26,9 +26,11 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from cryptochart.kline import InvalidKline, Kline, decode, row, validate
-from cryptochart.settings import Settings
-from ingest.kline_sql import COPY_STAGING, CREATE_STAGING, STAGING_TYPES, UPSERT
+from cryptochart.core.backoff import Backoff
+from cryptochart.core.database import connect
+from cryptochart.core.kline import InvalidKline, Kline, decode, row, validate
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.inserter_sql import COPY_STAGING, CREATE_STAGING, STAGING_TYPES, UPSERT
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +67,6 @@ def is_fatal(err: KafkaError) -> bool:
     """A consumer error it cannot recover from, e.g. fenced by another inserter with the same
     instance id: librdkafka flags some as fatal and reports others with the code _FATAL."""
     return bool(err.fatal()) or err.code() == KafkaError._FATAL
-
-
-class Backoff:
-    """Exponential backoff with jitter for retrying an outage, capped at ``cap`` seconds."""
-
-    def __init__(self, base: float = 0.2, cap: float = 10.0) -> None:
-        self.base, self.cap, self.attempt = base, cap, 0
-
-    def wait(self, stop: threading.Event) -> None:
-        delay = min(self.cap, self.base * 2**self.attempt) * random.uniform(0.5, 1.0)
-        self.attempt += 1
-        stop.wait(delay)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class KlineInserter:
@@ -163,6 +150,7 @@ class KlineInserter:
 
     def _decode(self, messages: list[Message]) -> list[tuple[int, Kline]]:
         klines: list[tuple[int, Kline]] = []
+        now = time.time_ns() // 1_000_000
         for seq, msg in enumerate(messages):
             err = msg.error()
             if err is not None:
@@ -172,7 +160,7 @@ class KlineInserter:
                     log.warning("kafka: %s", err)
                 continue
             try:
-                kline = validate(decode(msg.value() or b""))
+                kline = validate(decode(msg.value() or b""), now)
             except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
                 self._dead_letter(msg, "undecodable", exc)
                 continue
@@ -209,17 +197,17 @@ class KlineInserter:
         """Write the batch, retrying while the database is away or refuses; rows it can never
         take (bad values) are found by halving the batch and go to the dead-letter topic."""
         # A short cap: once the database is back, the backlog lands within seconds.
-        backoff = Backoff(cap=2.0)
+        backoff = Backoff(initial=0.2, maximum=2.0)
         while True:
             try:
                 self._write_isolating(rows, messages)
-                if backoff.attempt:
+                if backoff.failures:
                     log.info("database is back; batch of %d written", len(rows))
                 return
             except RETRYABLE as exc:
                 if isinstance(exc, psycopg.OperationalError):
                     self._drop_connection()
-                if backoff.attempt == 0:
+                if backoff.failures == 0:
                     log.error(
                         "database unavailable or refusing, retrying with backoff: %s",
                         " ".join(str(exc).split()),
@@ -244,7 +232,7 @@ class KlineInserter:
             self._write_isolating(rows[half:], messages)
 
     def _commit_until_done(self) -> None:
-        backoff = Backoff(cap=5.0)
+        backoff = Backoff(initial=0.2, maximum=5.0)
         while True:
             try:
                 self._consumer.commit(asynchronous=False)
@@ -269,7 +257,7 @@ class KlineInserter:
 
     def _connection(self) -> psycopg.Connection[Row]:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.settings.database_url, connect_timeout=5)
+            self._conn = connect(self.settings.database_url, timeout=5)
         return self._conn
 
     def _drop_connection(self) -> None:

@@ -1,21 +1,26 @@
-"""Publishing klines to Kafka: key = symbol, value = the compact exact encoding of the kline.
+"""The producer: source → Kafka. Key = symbol, value = the compact exact encoding of the kline.
 
 Idempotence is on, so a retried send never duplicates a message in the log. Rejected input goes to
-the dead-letter topic with its reason in headers, so nothing is lost silently.
+the dead-letter topic with its reason in headers, so nothing is lost silently. The process's loop
+(`run_producer`) flushes what is in flight on SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from collections import Counter
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from cryptochart.kline import Kline, encode
-from cryptochart.settings import Settings
-from ingest.sources.base import Rejected
+from cryptochart.core.kline import Kline, encode
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.sources.base import KlineSource, Rejected
 
 log = logging.getLogger(__name__)
+REPORT_EVERY = 60.0  # seconds between the producer's one-line progress reports
 
 Headers = list[tuple[str, str | bytes | None]]
 
@@ -86,3 +91,38 @@ class KlineProducer:
             return
         self.counts["failed"] += 1
         log.error("delivery to %s failed: %s", msg.topic(), err)
+
+
+REPORT_EVERY = 60.0  # seconds between the producer's one-line progress reports
+
+
+async def pump(source: KlineSource, producer: KlineProducer) -> None:
+    """Publish everything the source yields until it ends or the task is cancelled."""
+    async for item in source.stream():
+        if isinstance(item, Kline):
+            producer.publish(item)
+        else:
+            producer.reject(item)
+
+
+async def run_producer(source: KlineSource, producer: KlineProducer) -> None:
+    """Pump until the source ends or a signal arrives; then flush what is in flight."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(pump(source, producer))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    reporter = asyncio.create_task(_report(producer))
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        reporter.cancel()
+        left = await asyncio.to_thread(producer.flush, 30.0)
+        log.info("producer stopped: %s; %d undelivered", dict(producer.counts), left)
+
+
+async def _report(producer: KlineProducer) -> None:
+    while True:
+        await asyncio.sleep(REPORT_EVERY)
+        producer.poll()
+        log.info("producer: %s", dict(producer.counts))

@@ -78,7 +78,7 @@ fi
 # --- Kafka broker jars (Maven Central) ----------------------------------------------------------
 if ! ls .data/kafka/libs/kafka_2.13-*.jar >/dev/null 2>&1; then
   say "kafka broker jars (mvn)"
-  mvn -q -B -f services/kafka/pom.xml dependency:copy-dependencies \
+  mvn -q -B -f cryptochart/devservices/kafka/pom.xml dependency:copy-dependencies \
     -DoutputDirectory="$ROOT/.data/kafka/libs" -DincludeScope=runtime \
     -Dmaven.repo.local="$ROOT/.cache/m2"
 fi

@@ -17,19 +17,18 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import psycopg
 import uvicorn
 from confluent_kafka import Producer
 from websockets.asyncio.client import ClientConnection
 
-from api.app import create_app
-from api.config import ApiConfig
-from api.history import to_datetime
-from cryptochart.kline import Kline, encode
-from cryptochart.settings import Settings
+from cryptochart.api.app import create_app
+from cryptochart.api.config import ApiConfig
+from cryptochart.api.history import to_datetime
+from cryptochart.core.database import Conn
+from cryptochart.core.kline import Kline, encode
+from cryptochart.core.settings import Settings
 from tests.pipeline import stored_row
 
-Conn = psycopg.Connection[tuple[object, ...]]
 Frame = dict[str, Any]
 
 # A test ``ApiConfig``: limits no test meets by accident.

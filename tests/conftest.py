@@ -18,12 +18,11 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from cryptochart.services import local
-from cryptochart.settings import Settings
-from cryptochart.topics import ensure_topics
-from db.migrate import FLAVOURS, Flavour, detect_flavour, migrate
-
-Conn = psycopg.Connection[tuple[object, ...]]
+from cryptochart.core.database import Conn
+from cryptochart.core.settings import Settings
+from cryptochart.core.topics import ensure_topics
+from cryptochart.db.migrate import FLAVOURS, Flavour, detect_flavour, migrate
+from cryptochart.devservices import local
 
 
 def flavours_under_test() -> list[Flavour]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import subprocess
 import sys
 import threading
@@ -18,11 +17,11 @@ from pathlib import Path
 
 import psycopg
 
-from cryptochart.kline import Kline, candle, row
-from cryptochart.settings import Settings
-from ingest.inserter import KlineInserter
-from ingest.producer import KlineProducer
-from ingest.sources.binance_format import kline_from_csv_row
+from cryptochart.core.kline import Kline, candle, row
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.inserter import KlineInserter
+from cryptochart.ingest.producer import KlineProducer
+from cryptochart.ingest.sources.binance.messages import kline_from_csv_row
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance"
 
@@ -146,26 +145,10 @@ def renamed(klines: Iterable[Kline], symbol: str) -> list[Kline]:
     return [msgspec.structs.replace(k, symbol=symbol) for k in klines]
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """Environment that makes a `cryptochart` subprocess use these settings."""
-    return {
-        **os.environ,
-        "CRYPTOCHART_DATABASE_URL": settings.database_url,
-        "CRYPTOCHART_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "CRYPTOCHART_KLINES_TOPIC": settings.klines_topic,
-        "CRYPTOCHART_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
-        "CRYPTOCHART_INSERTER_GROUP": settings.inserter_group,
-        "CRYPTOCHART_INSERTER_INSTANCE_ID": settings.inserter_instance_id,
-        "CRYPTOCHART_RETENTION_1S": settings.retention_1s,
-        "CRYPTOCHART_RETENTION_AGGREGATES": settings.retention_aggregates,
-        "CRYPTOCHART_SYMBOLS": ",".join(settings.symbols),
-    }
-
-
 def spawn(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "cryptochart.cli", *args],
-        env=settings_env(settings),
+        env=settings.as_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

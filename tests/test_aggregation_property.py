@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from cryptochart.kline import Kline
-from cryptochart.settings import Settings
-from ingest.aggregator import MinuteJob
-from ingest.inserter import staging_rows, write_batch
+from cryptochart.core.kline import Kline
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.inserter import staging_rows, write_batch
+from cryptochart.ingest.minute_job import MinuteJob
 from tests.pipeline import as_candle, candles, rolled_up
 
 START = 1_709_251_200_000  # 2024-03-01 00:00:00 UTC, ms

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from cryptochart.settings import Settings
-from ingest.aggregator import MinuteJob
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.minute_job import MinuteJob
 from tests.api_server import TEST_CONFIG, serve
 from tests.pipeline import DATA, produce, read_dump, renamed, running_inserter, wait_rows
 

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cryptochart.settings import Settings
-from ingest.backfill import BackfillRange, parse_time, publish
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.backfill import BackfillRange, parse_time, publish
 from tests.fakes.binance import FakeBinance
-from tests.pipeline import candles, count_rows, running_inserter, settings_env, spawn, wait_rows
+from tests.pipeline import candles, count_rows, running_inserter, spawn, wait_rows
 
 NOW = datetime(2026, 11, 26, 12, 0, 30, tzinfo=UTC)
 
@@ -79,7 +79,7 @@ def test_backfill_command_waits_for_storage_and_aggregation(settings: Settings) 
                 "--wait",
                 "120",
             ],
-            env=settings_env(ours),
+            env=ours.as_env(),
             capture_output=True,
             text=True,
             timeout=180,

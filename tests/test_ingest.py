@@ -13,9 +13,9 @@ import msgspec
 import psycopg
 import pytest
 
-from cryptochart.settings import Settings
-from cryptochart.topics import ensure_topics
-from ingest.aggregator import MinuteJob
+from cryptochart.core.settings import Settings
+from cryptochart.core.topics import ensure_topics
+from cryptochart.ingest.minute_job import MinuteJob
 from tests.conftest import migrated
 from tests.pipeline import (
     DATA,
@@ -158,7 +158,7 @@ def test_real_1m_rolls_up_to_binance_15m_and_1h(history: Settings) -> None:
     """The aggregation rules above 1m, on three days of both symbols: each Binance minute goes in
     as one kline_1s row spanning the whole minute, so the minute job's kline_1m equals Binance's
     1m, and its 15m and 1h rolled up from those minutes must equal Binance's own."""
-    from ingest.inserter import staging_rows, write_batch
+    from cryptochart.ingest.inserter import staging_rows, write_batch
 
     for pair in ("BTCUSDT", "ETHUSDT"):
         symbol = f"ROLL{pair}"
@@ -182,7 +182,7 @@ def test_real_1m_rolls_up_to_binance_15m_and_1h(history: Settings) -> None:
 
 
 def test_kill_9_aggregator_mid_run_then_restart_aggregates_everything(history: Settings) -> None:
-    from ingest.inserter import staging_rows, write_batch
+    from cryptochart.ingest.inserter import staging_rows, write_batch
 
     symbol = "KILLAGG1"
     seconds = renamed(read_dump(FIRST_180), symbol)

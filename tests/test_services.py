@@ -17,14 +17,14 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from cryptochart.services import local
-from cryptochart.services.postgres import (
+from cryptochart.core.settings import Settings, SettingsError
+from cryptochart.devservices import local
+from cryptochart.devservices.postgres import (
     SERVER_CONF,
     LocalPostgres,
     server_bindir,
     timescaledb_installed,
 )
-from cryptochart.settings import Settings, SettingsError
 from tests.faults.stages import free_port
 
 
@@ -117,8 +117,8 @@ def test_every_subcommand_has_help() -> None:
 def test_a_taken_port_is_reported_not_fought_over(
     tmp_path: Path, base_settings: Settings, services: list[str]
 ) -> None:
-    from cryptochart.services.kafka import LocalKafka
-    from cryptochart.services.process import ServiceError
+    from cryptochart.devservices.kafka import LocalKafka
+    from cryptochart.devservices.process import ServiceError
 
     # A second broker of another data folder, on the port the running one holds.
     other = replace(base_settings, data_dir=tmp_path)
@@ -132,7 +132,7 @@ def test_a_taken_port_is_reported_not_fought_over(
 
 
 def test_api_settings_come_from_the_environment() -> None:
-    from api.config import ApiConfig
+    from cryptochart.api.config import ApiConfig
 
     config = ApiConfig.from_env(
         {
@@ -147,7 +147,7 @@ def test_api_settings_come_from_the_environment() -> None:
 
 
 def test_kafka_cluster_ids_never_look_like_options() -> None:
-    from cryptochart.services.kafka import new_cluster_id
+    from cryptochart.devservices.kafka import new_cluster_id
 
     ids = {new_cluster_id() for _ in range(5000)}  # about 78 would start with "-" by chance
     assert len(ids) == 5000
@@ -203,3 +203,27 @@ def test_a_cluster_made_before_timescaledb_is_fixed_by_services_up(
     finally:
         postgres.down()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_a_child_process_reads_exactly_the_parents_settings() -> None:
+    """Settings → environment → Settings is the identity, for every setting, whatever the
+    parent's own environment says."""
+    ours = replace(
+        Settings(),
+        symbols=("AAAUSDT", "BBBUSDT"),
+        retention_1s="3 days",
+        db_flavour="postgres",
+        insert_batch_seconds=0.5,
+        use_partman=False,
+        inserter_instance_id="",
+    )
+    noisy = {"CRYPTOCHART_RETENTION_1S": "9 days", "CRYPTOCHART_INSERTER_INSTANCE_ID": "x"}
+    assert Settings.from_env(ours.as_env(noisy)) == ours
+
+
+def test_relative_times_read_as_the_readme_writes_them() -> None:
+    from cryptochart.cli import parse_args
+
+    args = parse_args(["backfill", "--from", "-1h", "--to", "-30m", "--symbols", "BTCUSDT"])
+    assert (args.from_, args.to, args.symbols) == ("-1h", "-30m", "BTCUSDT")
+    assert parse_args(["backfill", "--from=-2h"]).from_ == "-2h"

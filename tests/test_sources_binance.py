@@ -15,11 +15,11 @@ import httpx
 import msgspec
 import pytest
 
-from cryptochart.kline import Kline
-from ingest.sources.base import Rejected
-from ingest.sources.binance import BinanceSource
-from ingest.sources.binance_rest import BinanceRest, BinanceRestError
-from ingest.sources.binance_ws import ConnectionPolicy
+from cryptochart.core.kline import Kline
+from cryptochart.ingest.sources.base import Rejected
+from cryptochart.ingest.sources.binance.feed import BinanceSource
+from cryptochart.ingest.sources.binance.rest import BinanceRest, BinanceRestError
+from cryptochart.ingest.sources.binance.stream import ConnectionPolicy
 from tests.fakes.binance import FakeBinance
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]

@@ -6,26 +6,27 @@ import copy
 import csv
 import json
 import logging
+import time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import hypothesis.strategies as st
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from cryptochart.kline import InvalidKline, Kline, validate
-from ingest.sources.base import Rejected
-from ingest.sources.binance_format import (
+from cryptochart.core.kline import InvalidKline, Kline, validate
+from cryptochart.ingest.sources.base import Rejected
+from cryptochart.ingest.sources.binance.messages import (
     ControlReply,
     ServerShutdown,
     kline_from_csv_row,
     kline_from_rest_row,
     parse_stream_message,
 )
-from ingest.sources.rejections import Rejections
+from cryptochart.ingest.sources.rejections import Rejections
+from tests.pipeline import DATA
 
-DATA = Path("/work/shared/data/binance")
 SYMBOLS = frozenset({"BTCUSDT", "ETHUSDT"})
 
 GOOD: dict[str, Any] = {
@@ -325,3 +326,21 @@ def test_arbitrary_input_becomes_a_kline_or_a_rejection(raw: bytes) -> None:
 
 def _fields(kline: Kline) -> dict[str, Any]:
     return {name: getattr(kline, name) for name in kline.__struct_fields__}
+
+
+def test_a_kline_from_the_future_is_refused_by_its_own_kind() -> None:
+    """A clock far ahead (the format allows years up to 2286) must not become every view's
+    newest candle: more than a minute ahead of this machine is refused, at the parser and at
+    every later stage that validates (inserter, API intake)."""
+    ahead = (time.time_ns() // 1_000_000 // 1000 + 3600) * 1000
+    future = message(data__k__t=ahead, data__k__T=ahead + 999, data__E=ahead + 1000)
+    assert kind_of(future) == "from_the_future"
+    now = 1_709_251_200_000
+    near = kline_from_rest_row(
+        "BTCUSDT", [now + 30_000, *REST_ROW[1:6], now + 30_999, *REST_ROW[7:]]
+    )
+    assert validate(near, now) is near  # within the allowed skew
+    later = msgspec.structs.replace(near, open_time=now + 61_000, close_time=now + 61_999)
+    with pytest.raises(InvalidKline) as caught:
+        validate(later, now)
+    assert caught.value.kind == "from_the_future"

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from cryptochart.kline import Kline
-from ingest.sources.base import Rejected
-from ingest.sources.replay import ReplaySource
+from cryptochart.core.kline import Kline
+from cryptochart.ingest.sources.base import Rejected
+from cryptochart.ingest.sources.replay import ReplaySource
 from tests.fakes.binance import combined_stream_message
 from tests.fakes.market import in_progress, kline_at
+from tests.pipeline import DATA
 
-DATA = Path("/work/shared/data/binance")
 DUMP_1S = DATA / "BTCUSDT-1s-2024-03-01.part01.first180rows.csv"
 START = 1_709_251_200_000
 

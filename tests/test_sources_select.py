@@ -9,14 +9,15 @@ from dataclasses import replace
 
 import pytest
 
-from cryptochart.settings import Settings
-from ingest.sources.binance import BinanceSource
-from ingest.sources.replay import ReplaySource
-from ingest.sources.select import open_source
-from ingest.sources.simulated import SimulatedSource
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.sources.binance.feed import BinanceSource
+from cryptochart.ingest.sources.registry import open_source
+from cryptochart.ingest.sources.replay import ReplaySource
+from cryptochart.ingest.sources.simulated import SimulatedSource
 from tests.fakes.binance import FakeBinance
+from tests.pipeline import DATA
 
-DUMP_1S = "/work/shared/data/binance/BTCUSDT-1s-2024-03-01.part01.first180rows.csv"
+DUMP_1S = str(DATA / "BTCUSDT-1s-2024-03-01.part01.first180rows.csv")
 
 
 def closed_port() -> int:
@@ -51,7 +52,7 @@ async def test_auto_uses_binance_when_it_answers() -> None:
 
 def test_auto_falls_back_to_simulated_data_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
     settings = Settings(source="auto", binance_rest_url=f"http://127.0.0.1:{closed_port()}")
-    with caplog.at_level(logging.WARNING, logger="ingest.sources.select"):
+    with caplog.at_level(logging.WARNING, logger="cryptochart.ingest.sources.registry"):
         source = open_source(settings, probe_timeout=1.0)
     assert source.name == "sim"
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]

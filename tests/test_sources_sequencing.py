@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from cryptochart.kline import Kline
-from ingest.sources.kline_sequencer import Gap, KlineSequencer
-from ingest.sources.pacing import Backoff, SlidingWindowLimiter
+from cryptochart.core.backoff import Backoff
+from cryptochart.core.kline import Kline
+from cryptochart.ingest.sources.kline_sequencer import Gap, KlineSequencer
+from cryptochart.ingest.sources.pacing import SlidingWindowLimiter
 from tests.fakes.market import in_progress, kline_at
 
 START = 1_709_251_200_000

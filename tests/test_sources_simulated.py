@@ -7,8 +7,8 @@ import time
 from collections import defaultdict
 from decimal import Decimal
 
-from cryptochart.kline import Kline, validate
-from ingest.sources.simulated import SimulatedSource
+from cryptochart.core.kline import Kline, validate
+from cryptochart.ingest.sources.simulated import SimulatedSource
 
 START = 1_709_251_200_000  # 2024-03-01 00:00:00 UTC
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "DOGEUSDT", "PEPEUSDT", "XYZ1USDT"]

@@ -18,12 +18,12 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from cryptochart.kline import Kline
-from cryptochart.settings import Settings
-from db.migrate import MigrationResult, detect_flavour, discover, migrate
-from ingest.aggregator import MinuteJob
-from ingest.inserter import staging_rows, write_batch
-from tests.conftest import Conn
+from cryptochart.core.database import Conn
+from cryptochart.core.kline import Kline
+from cryptochart.core.settings import Settings
+from cryptochart.db.migrate import MigrationResult, detect_flavour, discover, migrate
+from cryptochart.ingest.inserter import staging_rows, write_batch
+from cryptochart.ingest.minute_job import MinuteJob
 from tests.pipeline import DATA, rolled_up, stored_row
 from tests.test_schema import AGGREGATES, KLINE_COLUMNS, columns
 

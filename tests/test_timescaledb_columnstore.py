@@ -18,12 +18,13 @@ import msgspec
 import psycopg
 import pytest
 
-from cryptochart.kline import Kline
-from cryptochart.settings import Settings
-from db.migrate import detect_flavour, migrate
-from ingest.aggregator import MinuteJob
-from ingest.inserter import staging_rows, write_batch
-from tests.conftest import Conn, flavours_under_test
+from cryptochart.core.database import Conn
+from cryptochart.core.kline import Kline
+from cryptochart.core.settings import Settings
+from cryptochart.db.migrate import detect_flavour, migrate
+from cryptochart.ingest.inserter import staging_rows, write_batch
+from cryptochart.ingest.minute_job import MinuteJob
+from tests.conftest import flavours_under_test
 from tests.faults.expected import LEVELS, by_key, candles, minute_start, sim_klines
 from tests.faults.stored import difference, stored
 from tests.faults.waiting import poll_until

@@ -8,7 +8,7 @@ import re
 import psycopg
 import pytest
 
-from cryptochart.settings import ROOT
+from cryptochart.core.settings import ROOT
 from tests.test_schema import AGGREGATES, KLINE_COLUMNS, columns
 
 
@@ -27,7 +27,7 @@ def docker_engine_reason() -> str | None:
 def test_timescaledb_flavour_in_a_container() -> None:
     from testcontainers.postgres import PostgresContainer
 
-    from db.migrate import migrate
+    from cryptochart.db.migrate import migrate
 
     found = re.search(r"image: (timescale/timescaledb:\S+)", (ROOT / "compose.yaml").read_text())
     assert found, "compose.yaml names no TimescaleDB image"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ingest.windows import Pending, Window, cut_time, merged_ranges, minute_window
+from cryptochart.ingest.minute_windows import (
+    Pending,
+    Window,
+    cut_time,
+    merged_ranges,
+    minute_window,
+)
 
 T = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 S = timedelta(seconds=1)

@@ -8,12 +8,12 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from api import history
-from api.candles import KlineRow, KlineRowWithSeconds
-from api.catalog import Catalog, checked_symbol
-from api.errors import InvalidParameter
-from api.intervals import INTERVALS, IntervalName
-from api.pool import Pool
+from cryptochart.api import history
+from cryptochart.api.candles import KlineRow, KlineRowWithSeconds
+from cryptochart.api.catalog import Catalog, checked_symbol
+from cryptochart.api.errors import InvalidParameter
+from cryptochart.api.intervals import INTERVALS, IntervalName
+from cryptochart.api.pool import Pool
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000

@@ -6,8 +6,8 @@ import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
 
-from api.consumer import KlineFeed
-from api.hub import Hub
+from cryptochart.api.consumer import KlineFeed
+from cryptochart.api.hub import Hub
 
 
 class Status(msgspec.Struct, rename="camel"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from litestar import Controller, get
 from litestar.di import NamedDependency
 
-from api.catalog import SymbolInfo, symbols_with_data
-from api.pool import Pool
+from cryptochart.api.catalog import SymbolInfo, symbols_with_data
+from cryptochart.api.pool import Pool
 
 
 class SymbolsController(Controller):

@@ -7,7 +7,7 @@ from typing import Protocol
 
 import msgspec
 
-from cryptochart.kline import Kline
+from cryptochart.core.kline import Kline
 
 
 class Rejected(msgspec.Struct, frozen=True):

@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
-from cryptochart.kline import Kline
+from cryptochart.core.kline import Kline
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 class Gap(NamedTuple):
@@ -108,7 +108,7 @@ class KlineSequencer:
         if last is None or state.suspect or kline.open_time <= last + self._step:
             return
         self.gaps_left += 1
-        logger.warning(
+        log.warning(
             "%s: %d closed klines before open_time %d could not be repaired",
             kline.symbol,
             (kline.open_time - last) // self._step - 1,

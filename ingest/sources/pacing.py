@@ -1,9 +1,8 @@
-"""How often we may talk to an exchange: sliding-window limits and retry backoff."""
+"""How often we may talk to an exchange: sliding-window limits (retries: core.backoff)."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -33,29 +32,3 @@ class SlidingWindowLimiter:
                     self._recent.append(now)
                     return
                 await asyncio.sleep(self._recent[0] + self.period - now)
-
-
-class Backoff:
-    """Exponential delays with jitter: ``initial`` doubling up to ``maximum``, each in [½d, d]."""
-
-    def __init__(
-        self,
-        initial: float = 0.5,
-        maximum: float = 60.0,
-        rng: Callable[[float, float], float] = random.uniform,
-    ) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self._rng = rng
-        self.failures = 0
-
-    def next_delay(self) -> float:
-        """The wait before the next attempt; each call counts one more failure."""
-        ceiling = min(self.maximum, self.initial * 2.0 ** min(self.failures, 32))
-        self.failures += 1
-        # Jitter spreads the reconnects of many clients cut off at the same moment.
-        return self._rng(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        """Forget past failures after a success."""
-        self.failures = 0

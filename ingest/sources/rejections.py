@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from cryptochart.kline import InvalidKline
-from ingest.sources.base import Rejected
+from cryptochart.core.kline import InvalidKline
+from cryptochart.ingest.sources.base import Rejected
 
 
 class Rejections:

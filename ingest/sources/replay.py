@@ -17,18 +17,18 @@ import zipfile
 from collections.abc import AsyncIterator, Collection, Iterator
 from pathlib import Path
 
-from cryptochart.kline import InvalidKline, Kline
-from ingest.sources.base import Rejected
-from ingest.sources.binance_format import (
+from cryptochart.core.kline import InvalidKline, Kline
+from cryptochart.ingest.sources.base import Rejected
+from cryptochart.ingest.sources.binance.messages import (
     INTERVAL_MS,
     ControlReply,
     ServerShutdown,
     kline_from_csv_row,
     parse_stream_message,
 )
-from ingest.sources.rejections import Rejections
+from cryptochart.ingest.sources.rejections import Rejections
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 DUMP_SUFFIXES = (".csv", ".zip")
 RECORDING_SUFFIXES = (".jsonl", ".ndjson")
@@ -61,7 +61,7 @@ class ReplaySource:
         self.speed = speed if speed and speed > 0 else None
         self.symbol = symbol
         self.symbols = frozenset(symbols) if symbols is not None else None
-        self.rejections = Rejections(self.name, logger)
+        self.rejections = Rejections(self.name, log)
 
     async def stream(self) -> AsyncIterator[Kline | Rejected]:
         timelines = [self._timeline(order, file) for order, file in enumerate(self.files)]

@@ -16,10 +16,10 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from decimal import ROUND_DOWN, Decimal
 
-from cryptochart.kline import Kline
-from ingest.sources.base import Rejected
+from cryptochart.core.kline import Kline
+from cryptochart.ingest.sources.base import Rejected
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 _SCALE = Decimal("1e-8")  # Binance prints prices and volumes with 8 decimals
 _EMIT_DELAY = 0.05  # seconds after a second closes before its klines go out, as on the exchange

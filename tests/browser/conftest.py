@@ -29,11 +29,11 @@ from playwright.sync_api import (
 )
 from psycopg.conninfo import conninfo_to_dict
 
-from cryptochart.settings import Settings
-from cryptochart.topics import ensure_topics
+from cryptochart.core.settings import Settings
+from cryptochart.core.topics import ensure_topics
 from tests.api_server import free_port
 from tests.conftest import migrated, with_dbname
-from tests.pipeline import settings_env, wait_for
+from tests.pipeline import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -103,7 +103,7 @@ def _start(settings: Settings, logs: dict[str, Path], *args: str) -> subprocess.
     with path.open("wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "cryptochart.cli", *args],
-            env=settings_env(settings),
+            env=settings.as_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
-from cryptochart.kline import Kline
+from cryptochart.core.kline import Kline
 from tests.browser.conftest import (
     ARTIFACTS,
     HOUR_OF_MINUTES,

@@ -44,7 +44,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from cryptochart.kline import Kline
+from cryptochart.core.kline import Kline
 from tests.fakes.market import in_progress, kline_at
 
 _STREAM = re.compile(r"([a-z0-9]{1,20})@kline_1s")

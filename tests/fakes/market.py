@@ -13,7 +13,7 @@ from decimal import ROUND_DOWN, Decimal
 
 import msgspec
 
-from cryptochart.kline import Kline
+from cryptochart.core.kline import Kline
 
 SCALE = Decimal("1e-8")  # Binance prints prices and volumes with 8 decimals
 _KNOWN_PRICES = {"BTCUSDT": 61_000.0, "ETHUSDT": 3_400.0, "BNBUSDT": 410.0, "SOLUSDT": 125.0}

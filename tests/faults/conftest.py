@@ -20,11 +20,11 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from psycopg import sql
 
-from cryptochart.services.kafka import LocalKafka
-from cryptochart.services.postgres import LocalPostgres
-from cryptochart.settings import Settings
-from cryptochart.topics import ensure_topics
-from db.migrate import Flavour
+from cryptochart.core.settings import Settings
+from cryptochart.core.topics import ensure_topics
+from cryptochart.db.migrate import Flavour
+from cryptochart.devservices.kafka import LocalKafka
+from cryptochart.devservices.postgres import LocalPostgres
 from tests.conftest import migrated, with_dbname
 from tests.faults.stages import Stages, free_port
 
@@ -60,6 +60,7 @@ def scenario(
     unless ``database_url`` names another), fresh topics and a consumer group of this test's own.
     The minute job aggregates a whole database, so scenarios never share one."""
     made: list[Settings] = []
+    owned: list[str] = []  # databases made here (not the private cluster's)
 
     def make(**changes: object) -> Settings:
         digest = hashlib.blake2s(request.node.nodeid.encode(), digest_size=3).hexdigest()
@@ -68,6 +69,7 @@ def scenario(
         url = changes.pop("database_url", None)
         if url is None:
             url = database_factory(label)
+            owned.append(str(psycopg.conninfo.conninfo_to_dict(url)["dbname"]))
         assert isinstance(url, str)
         name = str(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
         settings = replace(
@@ -89,6 +91,12 @@ def scenario(
     yield make
     for settings in made:
         delete_topics(settings.kafka_bootstrap, [settings.klines_topic, settings.dead_letter_topic])
+    # Each TimescaleDB database holds a background worker (its job scheduler) while it exists.
+    with psycopg.connect(base_settings.database_url, autocommit=True) as admin:
+        for name in owned:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 
-from cryptochart.kline import Kline, candle
-from ingest.sources.simulated import SimulatedSource
+from cryptochart.core.kline import Kline, candle
+from cryptochart.ingest.sources.simulated import SimulatedSource
 
 MINUTE_MS = 60_000
 SECOND_MS = 1_000

@@ -17,11 +17,10 @@ import argparse
 import asyncio
 import logging
 
-from cryptochart.settings import Settings
-from cryptochart.symbols import parse_symbols
-from ingest.produce import run_producer
-from ingest.producer import KlineProducer
-from ingest.sources.simulated import SimulatedSource
+from cryptochart.core.settings import Settings
+from cryptochart.core.symbols import parse_symbols
+from cryptochart.ingest.producer import KlineProducer, run_producer
+from cryptochart.ingest.sources.simulated import SimulatedSource
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from cryptochart.kline import Kline
+from cryptochart.core.kline import Kline
 from tests.fakes.binance import combined_stream_message
 from tests.fakes.market import in_progress
 

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import ast
-import os
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from cryptochart.kline import Kline
-from cryptochart.settings import ROOT, Settings
+from cryptochart.core.kline import Kline
+from cryptochart.core.settings import ROOT, Settings
 from tests.faults.expected import SECOND_MS, sim_klines
 
 
@@ -26,15 +24,8 @@ def free_port() -> int:
 
 
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """Environment in which a `cryptochart` subprocess uses exactly ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOCHART_")}
-    for f in fields(Settings):
-        value = getattr(settings, f.name)
-        text = ",".join(value) if isinstance(value, tuple) else str(value)
-        if text:
-            env[f"CRYPTOCHART_{f.name.upper()}"] = text
-    env.update(extra)
-    return env
+    """Environment in which a `cryptochart` subprocess uses exactly ``settings``, plus ``extra``."""
+    return {**settings.as_env(), **extra}
 
 
 class Stage:

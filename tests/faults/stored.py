@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-import psycopg
-
-from cryptochart.kline import Kline
+from cryptochart.core.database import connect
+from cryptochart.core.kline import Kline
 from tests.faults.expected import LEVELS, SECOND_MS, Key, Row, by_key, candles
 from tests.faults.waiting import poll_until
 
@@ -22,7 +21,7 @@ def stored(url: str, relation: str, symbols: Iterable[str]) -> dict[Key, Row]:
     ``seconds``. A duplicate key would raise (the primary key should make it impossible)."""
     extra = "" if relation == "kline_1s" else ", seconds"
     query = _ROW_SQL.format(extra=extra, relation=relation)
-    with psycopg.connect(url, connect_timeout=5) as conn:
+    with connect(url, timeout=5) as conn:
         rows = conn.execute(query, (list(symbols),)).fetchall()
     out: dict[Key, Row] = {}
     for symbol, *rest in rows:
@@ -33,7 +32,7 @@ def stored(url: str, relation: str, symbols: Iterable[str]) -> dict[Key, Row]:
 
 
 def count_rows(url: str, relation: str, symbols: Iterable[str]) -> int:
-    with psycopg.connect(url, connect_timeout=5) as conn:
+    with connect(url, timeout=5) as conn:
         row = conn.execute(
             f"SELECT count(*) FROM {relation} WHERE symbol = ANY(%s)", (list(symbols),)
         ).fetchone()
@@ -94,7 +93,7 @@ def assert_landed_exactly(
 
 def aggregated_checkpoints(url: str) -> int:
     """Checkpoints the minute job has marked done: grows with each pass that found data."""
-    with psycopg.connect(url, connect_timeout=5) as conn:
+    with connect(url, timeout=5) as conn:
         row = conn.execute(
             "SELECT count(*) FROM ingest_checkpoint WHERE aggregated_at IS NOT NULL"
         ).fetchone()
@@ -104,22 +103,21 @@ def aggregated_checkpoints(url: str) -> int:
 def covered(url: str, symbols: Sequence[str], first_ms: int, through_ms: int) -> str | bool:
     """A poll check: every symbol has every second in [first_ms, through_ms] in kline_1s."""
     want = (through_ms - first_ms) // SECOND_MS + 1
-    with psycopg.connect(url, connect_timeout=2) as conn:
-        have: dict[object, object] = dict(
-            conn.execute(
-                "SELECT symbol, count(*) FROM kline_1s WHERE symbol = ANY(%s) "
-                "AND open_time BETWEEN timestamptz 'epoch' + %s * interval '1 ms' "
-                "AND timestamptz 'epoch' + %s * interval '1 ms' GROUP BY symbol",
-                (list(symbols), first_ms, through_ms),
-            ).fetchall()
-        )
+    with connect(url, timeout=2) as conn:
+        rows = conn.execute(
+            "SELECT symbol, count(*) FROM kline_1s WHERE symbol = ANY(%s) "
+            "AND open_time BETWEEN timestamptz 'epoch' + %s * interval '1 ms' "
+            "AND timestamptz 'epoch' + %s * interval '1 ms' GROUP BY symbol",
+            (list(symbols), first_ms, through_ms),
+        ).fetchall()
+        have: dict[object, object] = {symbol: count for symbol, count in rows}
     short = {s: want - int(str(have.get(s, 0))) for s in symbols if have.get(s, 0) != want}
     return f"seconds missing per symbol: {short}" if short else True
 
 
 def first_second(url: str, symbols: Sequence[str]) -> int | None:
     """The earliest open time (ms) in kline_1s of ``symbols``, once every one of them has rows."""
-    with psycopg.connect(url, connect_timeout=5) as conn:
+    with connect(url, timeout=5) as conn:
         rows = conn.execute(
             "SELECT symbol, (extract(epoch FROM min(open_time)) * 1000)::bigint FROM kline_1s "
             "WHERE symbol = ANY(%s) GROUP BY symbol",

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from api.history import MAX_TIME
+from cryptochart.api.history import MAX_TIME
 from tests.faults.conftest import Scenario
 from tests.faults.expected import SECOND_MS, past_start
 from tests.faults.stages import Stage, Stages, backfill, free_port
@@ -165,8 +165,7 @@ def check_answer(path: str, params: Params, response: httpx.Response) -> None:
     if response.status_code == 400:
         assert isinstance(body, dict) and body.get("status_code") == 400, where
         assert isinstance(body.get("detail"), str) and body["detail"], where
-        if "parameter" in body:
-            assert body["parameter"] in {name for name, _ in params} | {"symbol", "interval"}, where
+        assert body.get("parameter") in {name for name, _ in params} | {"symbol", "interval"}, where
     elif path == "/api/v1/klines":
         assert isinstance(body, list) and all(len(row) == 12 for row in body), where
 

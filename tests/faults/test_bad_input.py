@@ -15,8 +15,8 @@ import msgspec
 import pytest
 from confluent_kafka import Producer
 
-from cryptochart.kline import Kline, encode
-from cryptochart.settings import Settings
+from cryptochart.core.kline import Kline, encode
+from cryptochart.core.settings import Settings
 from tests.fakes.binance import combined_stream_message
 from tests.faults.conftest import Scenario
 from tests.faults.expected import by_key, past_start, sim_klines

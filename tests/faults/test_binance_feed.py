@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from functools import partial
 
 import httpx
-import psycopg
 import pytest
 
-from cryptochart.kline import Kline
-from cryptochart.settings import Settings
+from cryptochart.core.database import connect
+from cryptochart.core.kline import Kline
+from cryptochart.core.settings import Settings
 from tests.fakes.market import kline_at
 from tests.faults.conftest import Scenario
 from tests.faults.expected import SECOND_MS, by_key, candles, final_minutes, unique_klines
@@ -85,7 +85,7 @@ def binance_scenario(scenario: Scenario, exchange: FakeExchange, prefix: str) ->
 
 def newest_second(url: str, symbols: tuple[str, ...]) -> int:
     """The newest open time (ms) every symbol has reached in kline_1s."""
-    with psycopg.connect(url, connect_timeout=5) as conn:
+    with connect(url, timeout=5) as conn:
         row = conn.execute(
             "SELECT min(last) FROM (SELECT (extract(epoch FROM max(open_time)) * 1000)::bigint "
             "AS last FROM kline_1s WHERE symbol = ANY(%s) GROUP BY symbol) s",
@@ -96,7 +96,7 @@ def newest_second(url: str, symbols: tuple[str, ...]) -> int:
 
 def stored_spans(url: str, symbols: tuple[str, ...]) -> dict[str, tuple[int, int]]:
     """Each symbol's first and last open time (ms) in kline_1s."""
-    with psycopg.connect(url, connect_timeout=5) as conn:
+    with connect(url, timeout=5) as conn:
         rows = conn.execute(
             "SELECT symbol, (extract(epoch FROM min(open_time)) * 1000)::bigint, "
             "(extract(epoch FROM max(open_time)) * 1000)::bigint FROM kline_1s "
@@ -164,18 +164,14 @@ def assert_every_second_stored(settings: Settings) -> int:
     return len(expected)
 
 
+LONG = (pytest.mark.slow, pytest.mark.timeout(900))
+
+
+@pytest.mark.parametrize("drops", [3, pytest.param(10, marks=LONG)])
 def test_drops_and_server_shutdown_lose_nothing(
-    scenario: Scenario, stages: Stages, exchange: FakeExchange
+    scenario: Scenario, stages: Stages, exchange: FakeExchange, drops: int
 ) -> None:
-    run_drops(scenario, stages, exchange, 3, "BDRP")
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_10_drops_and_server_shutdown_lose_nothing(
-    scenario: Scenario, stages: Stages, exchange: FakeExchange
-) -> None:
-    run_drops(scenario, stages, exchange, 10, "BDRPL")
+    run_drops(scenario, stages, exchange, drops, f"BDRP{drops}X")
 
 
 def run_producer_kills(
@@ -202,15 +198,8 @@ def run_producer_kills(
     print(f"\nbinance: producer killed {kills} times, {count} klines, 0 missing")
 
 
+@pytest.mark.parametrize("kills", [1, pytest.param(10, marks=LONG)])
 def test_kill_9_binance_producer_loses_nothing(
-    scenario: Scenario, stages: Stages, exchange: FakeExchange
+    scenario: Scenario, stages: Stages, exchange: FakeExchange, kills: int
 ) -> None:
-    run_producer_kills(scenario, stages, exchange, 1, "BKIL")
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_kill_9_binance_producer_10_times_loses_nothing(
-    scenario: Scenario, stages: Stages, exchange: FakeExchange
-) -> None:
-    run_producer_kills(scenario, stages, exchange, 10, "BKILL")
+    run_producer_kills(scenario, stages, exchange, kills, f"BKIL{kills}X")

@@ -11,7 +11,7 @@ from functools import partial
 
 import pytest
 
-from cryptochart.settings import Settings
+from cryptochart.core.settings import Settings
 from tests.faults.conftest import Scenario
 from tests.faults.expected import (
     by_key,
@@ -97,35 +97,69 @@ def report(what: str, seconds: list[float]) -> None:
     )
 
 
-# --- The inserter ------------------------------------------------------------------------------
+# --- The inserter and the minute job -----------------------------------------------------------
+
+STAGE_NAMES = {"insert": "inserter", "aggregate": "aggregator"}
 
 
-def run_inserter_kills(scenario: Scenario, stages: Stages, kills: int, feed: Feed) -> None:
+def run_stage_kills(
+    scenario: Scenario, stages: Stages, command: str, kills: int, feed: Feed
+) -> None:
+    """kill -9 the stage of ``command`` (insert or aggregate) ``kills`` times while a feed runs,
+    with the other stage running throughout."""
     settings = scenario(symbols=feed.symbols)
     url = settings.database_url
     start = past_start(feed.count)
     expected = sim_klines(feed.symbols, feed.seed, start, feed.count)
 
-    stages.cli("aggregator", settings, "aggregate")
-    inserter = stages.cli("inserter", settings, "insert")
+    other = "aggregate" if command == "insert" else "insert"
+    stages.cli(STAGE_NAMES[other], settings, other)
+    victim = stages.cli(STAGE_NAMES[command], settings, command)
     source = feed.start(stages, settings, start)
-    rows = partial(count_rows, url, "kline_1s", feed.symbols)
-    resumes = kill_repeatedly(inserter, kills, rows, random.Random(kills), source)
+    # What shows the stage's progress since its last start: rows stored, checkpoints aggregated.
+    progress: Callable[[], int] = (
+        partial(count_rows, url, "kline_1s", feed.symbols)
+        if command == "insert"
+        else partial(aggregated_checkpoints, url)
+    )
+    resumes = kill_repeatedly(victim, kills, progress, random.Random(kills), source)
     assert source.wait(feed.seconds + 60) == 0, source.tail()
 
     assert_landed_exactly(url, expected)
-    assert inserter.stop() == 0, inserter.tail()
-    report("inserter", resumes)
+    assert victim.stop() == 0, victim.tail()
+    report("inserter" if command == "insert" else "minute job", resumes)
 
 
-def test_kill_9_inserter_3_times(scenario: Scenario, stages: Stages) -> None:
-    run_inserter_kills(scenario, stages, 3, Feed(symbols("KINS", 6), count=100, speed=25))
+LONG = (pytest.mark.slow, pytest.mark.timeout(900))
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_kill_9_inserter_20_times(scenario: Scenario, stages: Stages) -> None:
-    run_inserter_kills(scenario, stages, 20, Feed(symbols("KINSL", 10), count=900, speed=20))
+@pytest.mark.parametrize(
+    ("command", "kills", "feed"),
+    [
+        pytest.param("insert", 3, Feed(symbols("KINS", 6), count=100, speed=25), id="inserter-3"),
+        pytest.param(
+            "insert",
+            20,
+            Feed(symbols("KINSL", 10), count=900, speed=20),
+            id="inserter-20",
+            marks=LONG,
+        ),
+        pytest.param(
+            "aggregate", 3, Feed(symbols("KAGG", 6), count=100, speed=25), id="minute-job-3"
+        ),
+        pytest.param(
+            "aggregate",
+            20,
+            Feed(symbols("KAGGL", 30), count=900, speed=20),
+            id="minute-job-20",
+            marks=LONG,
+        ),
+    ],
+)
+def test_kill_9_mid_stream(
+    scenario: Scenario, stages: Stages, command: str, kills: int, feed: Feed
+) -> None:
+    run_stage_kills(scenario, stages, command, kills, feed)
 
 
 # --- The producer ------------------------------------------------------------------------------
@@ -163,42 +197,9 @@ def run_producer_kills(scenario: Scenario, stages: Stages, kills: int, n_symbols
     report("producer", resumes)
 
 
-def test_kill_9_producer_3_times(scenario: Scenario, stages: Stages) -> None:
-    run_producer_kills(scenario, stages, 3, 5)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_kill_9_producer_20_times(scenario: Scenario, stages: Stages) -> None:
-    run_producer_kills(scenario, stages, 20, 20)
-
-
-# --- The minute job ----------------------------------------------------------------------------
-
-
-def run_aggregator_kills(scenario: Scenario, stages: Stages, kills: int, feed: Feed) -> None:
-    settings = scenario(symbols=feed.symbols)
-    url = settings.database_url
-    start = past_start(feed.count)
-    expected = sim_klines(feed.symbols, feed.seed, start, feed.count)
-
-    stages.cli("inserter", settings, "insert")
-    aggregator = stages.cli("aggregator", settings, "aggregate")
-    source = feed.start(stages, settings, start)
-    done = partial(aggregated_checkpoints, url)
-    resumes = kill_repeatedly(aggregator, kills, done, random.Random(kills), source)
-    assert source.wait(feed.seconds + 60) == 0, source.tail()
-
-    assert_landed_exactly(url, expected)
-    assert aggregator.stop() == 0, aggregator.tail()
-    report("minute job", resumes)
-
-
-def test_kill_9_minute_job_3_times(scenario: Scenario, stages: Stages) -> None:
-    run_aggregator_kills(scenario, stages, 3, Feed(symbols("KAGG", 6), count=100, speed=25))
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_kill_9_minute_job_20_times(scenario: Scenario, stages: Stages) -> None:
-    run_aggregator_kills(scenario, stages, 20, Feed(symbols("KAGGL", 30), count=900, speed=20))
+@pytest.mark.parametrize(
+    ("kills", "n_symbols"),
+    [pytest.param(3, 5, id="3"), pytest.param(20, 20, id="20", marks=LONG)],
+)
+def test_kill_9_producer(scenario: Scenario, stages: Stages, kills: int, n_symbols: int) -> None:
+    run_producer_kills(scenario, stages, kills, n_symbols)

@@ -16,7 +16,7 @@ from functools import partial
 
 import pytest
 
-from cryptochart.settings import Settings
+from cryptochart.core.settings import Settings
 from tests.faults.conftest import PrivateServices, Scenario
 from tests.faults.expected import SECOND_MS, candles, final_minutes, live_sim_klines
 from tests.faults.stages import Stages, supervised
@@ -112,27 +112,27 @@ def kafka_scenario(scenario: Scenario, services: PrivateServices, prefix: str) -
     return scenario(kafka_bootstrap=services.settings.kafka_bootstrap, symbols=names, sim_seed=3)
 
 
+LONG = (pytest.mark.slow, pytest.mark.timeout(900))
+
+
+@pytest.mark.parametrize(
+    "outages",  # (seconds down, killed with -9 rather than stopped)
+    [
+        pytest.param([(1.0, False)], id="once"),
+        pytest.param(
+            [(2.0, False), (15.0, False), (2.0, True), (30.0, True)], id="4-times", marks=LONG
+        ),
+    ],
+)
 def test_kafka_restart_mid_stream(
-    scenario: Scenario, stages: Stages, private_services: PrivateServices
+    scenario: Scenario,
+    stages: Stages,
+    private_services: PrivateServices,
+    outages: list[tuple[float, bool]],
 ) -> None:
-    settings = kafka_scenario(scenario, private_services, "RKAF")
-    catch_ups = run_live_pipeline_through(settings, stages, [kafka_restart(private_services, 1)])
-    report("kafka restart", catch_ups)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_kafka_restarts_and_kill_9_mid_stream(
-    scenario: Scenario, stages: Stages, private_services: PrivateServices
-) -> None:
-    settings = kafka_scenario(scenario, private_services, "RKAFL")
-    outages = [
-        kafka_restart(private_services, 2),
-        kafka_restart(private_services, 15),
-        kafka_restart(private_services, 2, kill=True),
-        kafka_restart(private_services, 30, kill=True),
-    ]
-    report("kafka restarts", run_live_pipeline_through(settings, stages, outages))
+    settings = kafka_scenario(scenario, private_services, f"RKAF{len(outages)}X")
+    restarts = [kafka_restart(private_services, s, kill=k) for s, k in outages]
+    report("kafka restarts", run_live_pipeline_through(settings, stages, restarts))
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------
@@ -153,19 +153,16 @@ def postgres_scenario(scenario: Scenario, services: PrivateServices, prefix: str
     return scenario(database_url=url, symbols=names, sim_seed=4)
 
 
+@pytest.mark.parametrize(
+    "outages",  # seconds down
+    [
+        pytest.param([1.0], id="once"),
+        pytest.param([1.0, 5.0, 15.0, 30.0], id="4-times", marks=LONG),
+    ],
+)
 def test_postgres_restart_mid_stream(
-    scenario: Scenario, stages: Stages, private_services: PrivateServices
+    scenario: Scenario, stages: Stages, private_services: PrivateServices, outages: list[float]
 ) -> None:
-    settings = postgres_scenario(scenario, private_services, "RPG")
-    catch_ups = run_live_pipeline_through(settings, stages, [postgres_restart(private_services, 1)])
-    report("postgres restart", catch_ups)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_postgres_restarts_mid_stream(
-    scenario: Scenario, stages: Stages, private_services: PrivateServices
-) -> None:
-    settings = postgres_scenario(scenario, private_services, "RPGL")
-    outages = [postgres_restart(private_services, s) for s in (1, 5, 15, 30)]
-    report("postgres restarts", run_live_pipeline_through(settings, stages, outages))
+    settings = postgres_scenario(scenario, private_services, f"RPG{len(outages)}X")
+    restarts = [postgres_restart(private_services, s) for s in outages]
+    report("postgres restarts", run_live_pipeline_through(settings, stages, restarts))

@@ -17,9 +17,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from cryptochart.settings import Settings
-from ingest.aggregator import MinuteJob
-from ingest.inserter import staging_rows, write_batch
+from cryptochart.core.database import Conn
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.inserter import staging_rows, write_batch
+from cryptochart.ingest.minute_job import MinuteJob
 from tests.conftest import with_dbname
 from tests.faults.conftest import Scenario
 from tests.faults.expected import past_start, sim_klines
@@ -27,7 +28,6 @@ from tests.faults.expected import past_start, sim_klines
 DOCUMENTED = {"kline_1s", "kline_1m", "kline_5m", "kline_15m", "kline_1h", "kline_1d"}
 READERS = ("cryptochart_analyst", "cryptochart_api")
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
-Conn = psycopg.Connection[tuple[object, ...]]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from cryptochart.settings import Settings
+from cryptochart.core.settings import Settings
 from tests.conftest import with_dbname
 from tests.faults.conftest import PrivateServices, Scenario
 from tests.faults.expected import SECOND_MS, by_key, past_start

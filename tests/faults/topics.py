@@ -7,7 +7,7 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaError
 
-from cryptochart.kline import Kline, decode
+from cryptochart.core.kline import Kline, decode
 
 
 def read_topic(

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+
+Conn = psycopg.Connection[tuple[object, ...]]
+AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
 
 
 class DatabaseUnavailable(psycopg.OperationalError):
@@ -20,7 +25,7 @@ def describe(url: str) -> str:
     return f"{p.get('user', '')}@{host}/{p.get('dbname', '')}"
 
 
-def connect(url: str, timeout: int = 10) -> psycopg.Connection[tuple[object, ...]]:
+def connect(url: str, timeout: int = 10) -> Conn:
     """Open a connection; a bad or unreachable URL raises DatabaseUnavailable in one line."""
     try:
         return psycopg.connect(url, connect_timeout=timeout)

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
-from cryptochart.symbols import parse_symbols
+from cryptochart.core.symbols import parse_symbols
 
 T = TypeVar("T")
 SourceKind = Literal["auto", "binance", "sim", "replay"]
 FlavourChoice = Literal["auto", "timescaledb", "postgres"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository (this is cryptochart/core/)
 
 DEFAULT_SYMBOLS = (
     "BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT,XRPUSDT,DOGEUSDT,ADAUSDT,TRXUSDT,AVAXUSDT,LINKUSDT,"
@@ -77,6 +77,19 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``environ`` (default: ``os.environ``); a bad value raises SettingsError."""
         return load_env(cls, "CRYPTOCHART_", environ)
+
+    def as_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment in which a child ``cryptochart`` process reads exactly these settings:
+        ``base`` (default ``os.environ``) with every setting's variable replaced."""
+        env = dict(os.environ if base is None else base)
+        for f in fields(self):
+            name = f"CRYPTOCHART_{f.name.upper()}"
+            value = getattr(self, f.name)
+            text = ",".join(value) if isinstance(value, tuple) else str(value)
+            env.pop(name, None)
+            if text:  # empty means the default, as in from_env
+                env[name] = text
+        return env
 
     @property
     def api_dsn(self) -> str:

@@ -16,17 +16,17 @@ from typing import Self
 import httpx
 import msgspec
 
-from cryptochart.kline import InvalidKline, Kline
-from ingest.sources.base import Rejected
-from ingest.sources.binance_format import (
+from cryptochart.core.backoff import Backoff
+from cryptochart.core.kline import InvalidKline, Kline
+from cryptochart.ingest.sources.base import Rejected
+from cryptochart.ingest.sources.binance.messages import (
     INTERVAL_MS,
     decode_rest_page,
     kline_from_rest_row,
 )
-from ingest.sources.pacing import Backoff
-from ingest.sources.rejections import Rejections
+from cryptochart.ingest.sources.rejections import Rejections
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 MAX_KLINES_PER_REQUEST = 1000
 _RATE_LIMITED = (429, 418)  # 418: the IP is banned for a while after ignoring 429s
@@ -61,7 +61,7 @@ class BinanceRest:
         self._in_flight = asyncio.Semaphore(max_concurrent)
         self._backoff = backoff or Backoff(initial=0.5, maximum=30.0)
         self._sleep = sleep
-        self._rejections = rejections or Rejections("binance", logger)
+        self._rejections = rejections or Rejections("binance", log)
         self._paused_until = 0.0
 
     async def __aenter__(self) -> Self:
@@ -141,7 +141,7 @@ class BinanceRest:
                     raise BinanceRestError(f"GET {path}: {response.status_code} {response.text}")
                 failure = f"HTTP {response.status_code}"
             delay = self._backoff.next_delay()
-            logger.warning(
+            log.warning(
                 "binance REST: GET %s failed (%s), attempt %d, retrying in %.1fs",
                 path,
                 failure,
@@ -154,7 +154,7 @@ class BinanceRest:
     def _pause(self, response: httpx.Response, attempt: int) -> None:
         wait = _retry_after(response) or self._backoff.next_delay()
         self._paused_until = max(self._paused_until, time.monotonic() + wait)
-        logger.warning(
+        log.warning(
             "binance REST: HTTP %d (rate limit), attempt %d, pausing requests for %.1fs",
             response.status_code,
             attempt,

@@ -1,6 +1,6 @@
 """A single-node Apache Kafka (KRaft: broker and controller in one JVM) from Maven Central jars.
 
-``services/kafka/pom.xml`` pins the version; its jars are copied to ``<data_dir>/kafka/libs``.
+``kafka/pom.xml`` beside this module pins the version; its jars go to ``<data_dir>/kafka/libs``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from cryptochart.services.process import (
+from cryptochart.core.settings import ROOT, Settings
+from cryptochart.devservices.process import (
     ServiceError,
     ensure_port_free,
     read_pid,
@@ -22,10 +23,10 @@ from cryptochart.services.process import (
     stop_pid,
     wait_until,
 )
-from cryptochart.settings import ROOT, Settings
 
-POM = ROOT / "services" / "kafka" / "pom.xml"
-LOG_CONFIG = ROOT / "services" / "kafka" / "log4j2.properties"
+HERE = Path(__file__).resolve().parent
+POM = HERE / "kafka" / "pom.xml"
+LOG_CONFIG = HERE / "kafka" / "log4j2.properties"
 LOOPBACK = {"127.0.0.1", "localhost"}
 
 

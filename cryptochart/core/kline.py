@@ -6,9 +6,14 @@ they are written back as the same decimal strings, so no stage ever rounds throu
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import msgspec
+
+# How far ahead of this machine's clock a kline may start: exchange clocks drift a little, but a
+# kline from the future would become every view's newest candle and the minute job's watermark.
+FUTURE_SKEW_MS = 60_000
 
 
 class Kline(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -54,8 +59,9 @@ class InvalidKline(ValueError):
         self.kind = kind
 
 
-def validate(kline: Kline) -> Kline:
-    """Return ``kline`` if it is consistent, else raise InvalidKline."""
+def validate(kline: Kline, now_ms: int | None = None) -> Kline:
+    """Return ``kline`` if it is consistent and not from the future (``now_ms``: this machine's
+    clock, read here when not given), else raise InvalidKline."""
     symbol = kline.symbol
     if not (symbol.isascii() and symbol.isalnum() and symbol.isupper() and len(symbol) <= 20):
         raise InvalidKline("bad_symbol", f"symbol {symbol[:40]!r} is not 1-20 capitals and digits")
@@ -76,6 +82,9 @@ def validate(kline: Kline) -> Kline:
         raise InvalidKline("negative_volume", f"{kline.symbol} at {kline.open_time}")
     if kline.close_time < kline.open_time:
         raise InvalidKline("close_before_open", f"{kline.symbol} at {kline.open_time}")
+    now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    if kline.open_time > now + FUTURE_SKEW_MS:
+        raise InvalidKline("from_the_future", f"{kline.symbol} opens at {kline.open_time}")
     return kline
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cryptochart.kline import KLINE_COLUMNS as KLINE_FIELDS
+from cryptochart.core.kline import KLINE_COLUMNS as KLINE_FIELDS
 
 _UPDATES = ", ".join(f"{f} = EXCLUDED.{f}" for f in KLINE_FIELDS[2:])
 _COLUMNS = ", ".join(KLINE_FIELDS)

@@ -1,5 +1,6 @@
-"""Which kline source to run, from ``settings.source``.
+"""The kline sources by name, and which one to run from ``settings.source``.
 
+Each source is one entry of ``SOURCES``: adding an exchange is adding its module and a line here.
 ``auto`` uses Binance when its REST API answers a ping, and otherwise the simulated feed, saying
 so loudly: a chart of simulated prices must never pass for the real market.
 """
@@ -8,16 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import httpx
 
-from cryptochart.settings import Settings
-from ingest.sources.base import KlineSource
-from ingest.sources.binance import BinanceSource
-from ingest.sources.replay import ReplaySource
-from ingest.sources.simulated import SimulatedSource
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.sources.base import KlineSource
+from cryptochart.ingest.sources.binance.feed import BinanceSource
+from cryptochart.ingest.sources.replay import ReplaySource
+from cryptochart.ingest.sources.simulated import SimulatedSource
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 3.0  # seconds the auto choice waits for Binance's ping
 BINANCE_LOOKBACK = 600  # seconds of closed klines repaired from REST when the producer starts
@@ -33,19 +35,13 @@ def open_source(
 
     ``history_seconds`` starts live sources that far in the past (see ``--history``).
     """
-    if settings.source == "binance":
-        return _binance(settings, history_seconds)
-    if settings.source == "sim":
-        return _simulated(settings, history_seconds)
-    if settings.source == "replay":
-        if not settings.replay_path:
-            raise ValueError("source 'replay' needs CRYPTOCHART_REPLAY_PATH")
-        return ReplaySource(settings.replay_path, speed=settings.replay_speed)
+    if settings.source != "auto":
+        return SOURCES[settings.source](settings, history_seconds)
     unreachable = binance_unreachable(settings.binance_rest_url, probe_timeout)
     if unreachable is None:
-        logger.info("source: binance (%s answers)", settings.binance_rest_url)
+        log.info("source: binance (%s answers)", settings.binance_rest_url)
         return _binance(settings, history_seconds)
-    logger.warning(
+    log.warning(
         "SIMULATED DATA: Binance is unreachable at %s (%s); streaming SIMULATED klines "
         "(seed %d), NOT real market prices",
         settings.binance_rest_url,
@@ -69,6 +65,16 @@ def _simulated(settings: Settings, history_seconds: int | None) -> KlineSource:
         return SimulatedSource(settings.symbols, settings.sim_seed)
     start = (int(time.time()) - history_seconds) * 1000
     return SimulatedSource(settings.symbols, settings.sim_seed, start_ms=start, catch_up=True)
+
+
+def _replay(settings: Settings, history_seconds: int | None) -> KlineSource:
+    if not settings.replay_path:
+        raise ValueError("source 'replay' needs CRYPTOCHART_REPLAY_PATH")
+    return ReplaySource(settings.replay_path, speed=settings.replay_speed)
+
+
+Opener = Callable[[Settings, int | None], KlineSource]
+SOURCES: dict[str, Opener] = {"binance": _binance, "sim": _simulated, "replay": _replay}
 
 
 def binance_unreachable(rest_url: str, timeout: float = PROBE_TIMEOUT) -> str | None:

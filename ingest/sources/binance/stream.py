@@ -18,18 +18,19 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from cryptochart.kline import InvalidKline, Kline
-from ingest.sources.base import Rejected
-from ingest.sources.binance_format import (
+from cryptochart.core.backoff import Backoff
+from cryptochart.core.kline import InvalidKline, Kline
+from cryptochart.ingest.sources.base import Rejected
+from cryptochart.ingest.sources.binance.messages import (
     ControlReply,
     ServerShutdown,
     parse_stream_message,
     stream_name,
 )
-from ingest.sources.pacing import Backoff, SlidingWindowLimiter
-from ingest.sources.rejections import Rejections
+from cryptochart.ingest.sources.pacing import SlidingWindowLimiter
+from cryptochart.ingest.sources.rejections import Rejections
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -133,13 +134,13 @@ class ShardFeed:
         if live.reader.done():
             self._live.discard(live)
             if not live.reader.cancelled() and (error := live.reader.exception()) is not None:
-                logger.error("binance shard %d: reader failed: %r", self.shard, error)
+                log.error("binance shard %d: reader failed: %r", self.shard, error)
             if not live.first_message.is_set():
                 # Accepted then dropped without a word: do not hammer the server.
                 await asyncio.sleep(self._backoff.next_delay())
             return await self._open()
         why = "serverShutdown" if live.shutdown_notice.is_set() else "connection age"
-        logger.info("binance shard %d: replacing connection (%s)", self.shard, why)
+        log.info("binance shard %d: replacing connection (%s)", self.shard, why)
         successor = await self._open()
         assert successor.reader is not None
         delivered = asyncio.create_task(successor.first_message.wait())
@@ -167,7 +168,7 @@ class ShardFeed:
                 )
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 delay = _retry_after(exc) or self._backoff.next_delay()
-                logger.warning(
+                log.warning(
                     "binance shard %d: connect failed (%s: %s), retrying in %.1fs",
                     self.shard,
                     type(exc).__name__,
@@ -178,7 +179,7 @@ class ShardFeed:
                 continue
             live = _Live(ws)
             self._live.add(live)
-            logger.info("binance shard %d: connected (%d streams)", self.shard, len(self.symbols))
+            log.info("binance shard %d: connected (%d streams)", self.shard, len(self.symbols))
             await self._deliver(ConnectionOpened(self.shard, self.symbols))
             live.reader = asyncio.create_task(self._read(live))
             return live
@@ -194,7 +195,7 @@ class ShardFeed:
         finally:
             if subscribing is not None:
                 subscribing.cancel()
-        logger.info("binance shard %d: connection ended (%s)", self.shard, reason)
+        log.info("binance shard %d: connection ended (%s)", self.shard, reason)
         await self._deliver(ConnectionEnded(self.shard, self.symbols, reason))
 
     async def _handle(self, live: _Live, raw: bytes) -> None:
@@ -208,10 +209,10 @@ class ShardFeed:
         if isinstance(message, Kline):
             await self._deliver(message)
         elif isinstance(message, ServerShutdown):
-            logger.info("binance shard %d: serverShutdown notice", self.shard)
+            log.info("binance shard %d: serverShutdown notice", self.shard)
             live.shutdown_notice.set()
         elif isinstance(message, ControlReply) and message.error is not None:
-            logger.error(
+            log.error(
                 "binance shard %d: request %s refused: %s",
                 self.shard,
                 message.request_id,

@@ -1,9 +1,10 @@
 """Live 1s klines from Binance's WebSocket streams, with gaps repaired from REST.
 
 The symbols are split into shards of at most 1024 streams, one connection each (see
-:mod:`ingest.sources.binance_ws`). Everything they deliver passes a :class:`KlineSequencer`, which
-emits each closed kline once and in order and, after any connection change, fetches the closed
-klines a symbol missed from ``/api/v3/klines`` before letting its live ones through again.
+:mod:`cryptochart.ingest.sources.binance.stream`). Everything they deliver passes a
+:class:`KlineSequencer`, which emits each closed kline once and in order and, after any
+connection change, fetches the closed klines a symbol missed from ``/api/v3/klines`` before
+letting its live ones through again.
 """
 
 from __future__ import annotations
@@ -13,23 +14,23 @@ import logging
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 
-from cryptochart.kline import Kline
-from cryptochart.settings import Settings
-from ingest.sources.base import Rejected
-from ingest.sources.binance_format import INTERVAL_MS
-from ingest.sources.binance_rest import BinanceRest
-from ingest.sources.binance_ws import (
+from cryptochart.core.kline import Kline
+from cryptochart.core.settings import Settings
+from cryptochart.ingest.sources.base import Rejected
+from cryptochart.ingest.sources.binance.messages import INTERVAL_MS
+from cryptochart.ingest.sources.binance.rest import BinanceRest
+from cryptochart.ingest.sources.binance.stream import (
     ConnectionEnded,
     ConnectionOpened,
     ConnectionPolicy,
     FeedEvent,
     ShardFeed,
 )
-from ingest.sources.kline_sequencer import Gap, KlineSequencer
-from ingest.sources.pacing import SlidingWindowLimiter
-from ingest.sources.rejections import Rejections
+from cryptochart.ingest.sources.kline_sequencer import Gap, KlineSequencer
+from cryptochart.ingest.sources.pacing import SlidingWindowLimiter
+from cryptochart.ingest.sources.rejections import Rejections
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 INTERVAL = "1s"
 _QUEUE_SIZE = 10_000  # events buffered between the connections and the consumer
@@ -81,7 +82,7 @@ class BinanceSource:
         self._rest_url = rest_url
         self._rest = rest
         self._resume_after = dict(resume_after or {})
-        self.rejections = Rejections(self.name, logger)
+        self.rejections = Rejections(self.name, log)
         self.sequencer: KlineSequencer | None = None  # set while streaming, for inspection
 
     @classmethod
@@ -175,9 +176,9 @@ async def _repair(rest: BinanceRest, gap: Gap, queue: asyncio.Queue[_Event]) -> 
             else:
                 await queue.put(item)
     except Exception as exc:  # the repair is best effort: the live stream must go on
-        logger.error("binance: repair of %s failed after %d klines: %s", gap, fetched, exc)
+        log.error("binance: repair of %s failed after %d klines: %s", gap, fetched, exc)
     else:
-        logger.info(
+        log.info(
             "binance: repaired %s [%d, %d): %d klines from REST",
             gap.symbol,
             gap.start_ms,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from cryptochart.services.kafka import LocalKafka
-from cryptochart.services.postgres import LocalPostgres
-from cryptochart.settings import Settings
+from cryptochart.core.settings import Settings
+from cryptochart.devservices.kafka import LocalKafka
+from cryptochart.devservices.postgres import LocalPostgres
 
 
 def _services(settings: Settings) -> tuple[LocalPostgres, LocalKafka]:

@@ -6,7 +6,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from cryptochart.settings import Settings
+from cryptochart.core.settings import Settings
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:

@@ -17,15 +17,15 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from cryptochart.database import describe
-from cryptochart.services.process import (
+from cryptochart.core.database import describe
+from cryptochart.core.settings import Settings
+from cryptochart.devservices.process import (
     ServiceError,
     ensure_port_free,
     read_pid,
     run,
     wait_until,
 )
-from cryptochart.settings import Settings
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 SERVER_PACKAGES = ("postgresql", "postgresql-15-partman")
@@ -202,7 +202,9 @@ def server_settings(timescaledb: bool) -> str:
         lines += [
             "shared_preload_libraries = 'timescaledb'",
             "timescaledb.telemetry_level = off",
-            # One scheduler per database with the extension, plus the jobs it runs.
+            # One scheduler per database with the extension, plus the jobs it runs: a test
+            # session holds a few dozen databases at once, and a database without a free worker
+            # runs no policy at all.
             "timescaledb.max_background_workers = 48",
             "max_worker_processes = 56",
         ]

@@ -17,15 +17,21 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from cryptochart.settings import Settings
-from db.migrate import schema_flavour
-from db.partitions import maintain
-from ingest.inserter import Backoff
-from ingest.windows import Pending, Window, cut_time, merged_ranges, minute_window
+from cryptochart.core.backoff import Backoff
+from cryptochart.core.database import Conn, connect
+from cryptochart.core.settings import Settings
+from cryptochart.db.migrate import schema_flavour
+from cryptochart.db.partitions import maintain
+from cryptochart.ingest.minute_windows import (
+    Pending,
+    Window,
+    cut_time,
+    merged_ranges,
+    minute_window,
+)
 
 log = logging.getLogger(__name__)
 
-Conn = psycopg.Connection[tuple[object, ...]]
 UPKEEP_EVERY = 3600.0  # seconds between partition/retention upkeep runs (plain flavour)
 ACTIVE = "1 minute"  # a symbol counts toward the watermark while it wrote within this
 
@@ -79,12 +85,12 @@ class MinuteJob:
 
     def run_forever(self, stop: threading.Event) -> None:
         conn: Conn | None = None
-        backoff = Backoff()
+        backoff = Backoff(initial=0.2, maximum=10.0)
         last_upkeep = 0.0
         while not stop.is_set():
             try:
                 if conn is None or conn.closed:
-                    conn = psycopg.connect(self.settings.database_url, connect_timeout=5)
+                    conn = connect(self.settings.database_url, timeout=5)
                 report = self.run_once(conn)
                 if report.windows:
                     log.info(

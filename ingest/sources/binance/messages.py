@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import msgspec
 
-from cryptochart.kline import InvalidKline, Kline, validate
+from cryptochart.core.kline import InvalidKline, Kline, validate
 
 # Intervals whose candles start at multiples of their length (weeks and months do not).
 INTERVAL_MS = {

@@ -17,9 +17,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cryptochart.settings import Settings
+from cryptochart.core.settings import Settings
 
-log = logging.getLogger("cryptochart.run")
+log = logging.getLogger(__name__)
 RESTART_DELAY_MAX = 30.0
 FIRST_START_HISTORY = 3600  # seconds of klines fetched or generated when the database is empty
 
@@ -72,7 +72,7 @@ def supervise(children: list[Child], env: dict[str, str], stop: threading.Event)
 
 
 def _has_klines(settings: Settings) -> bool:
-    from cryptochart.database import connect
+    from cryptochart.core.database import connect
 
     with connect(settings.database_url) as conn:
         row = conn.execute("SELECT EXISTS (SELECT FROM kline_1s)").fetchone()
@@ -80,8 +80,7 @@ def _has_klines(settings: Settings) -> bool:
 
 
 def run(settings: Settings, extra_source_args: Sequence[str]) -> int:
-    from cryptochart.services import local
-    from cryptochart.stages import registered
+    from cryptochart.devservices import local
 
     for line in local.up(settings):
         log.info(line)
@@ -89,7 +88,6 @@ def run(settings: Settings, extra_source_args: Sequence[str]) -> int:
     migrate = subprocess.run([sys.executable, "-m", "cryptochart.cli", "migrate"], env=env)
     if migrate.returncode != 0:
         return migrate.returncode
-    commands = registered()
     history = [] if _has_klines(settings) else [f"--history={FIRST_START_HISTORY}"]
     if history:
         log.info("empty database: the producer starts with the last hour, so the chart has history")
@@ -97,15 +95,13 @@ def run(settings: Settings, extra_source_args: Sequence[str]) -> int:
         Child("inserter", ["insert"]),
         Child("minute job", ["aggregate"]),
         Child("producer", ["produce", *extra_source_args, *history]),
+        Child("api", ["serve"]),
     ]
-    if "serve" in commands:
-        children.append(Child("api", ["serve"]))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    if "serve" in commands:
-        url = f"http://{settings.api_host}:{settings.api_port}/"
-        threading.Thread(target=_announce, args=(url, stop), daemon=True).start()
+    url = f"http://{settings.api_host}:{settings.api_port}/"
+    threading.Thread(target=_announce, args=(url, stop), daemon=True).start()
     return supervise(children, env, stop)
 
 
