@@ -185,7 +185,8 @@ def poison(kline: Kline) -> list[Kline]:
     change = msgspec.structs.replace
     return [
         change(kline, symbol="A\x00B"),  # COPY: invalid byte sequence 0x00
-        change(kline, open_time=2**62, close_time=2**62 + 999),  # interval out of range
+        change(kline, open_time=-(2**62), close_time=-(2**62) + 999),  # timestamptz out of range
+        change(kline, open_time=2**62, close_time=2**62 + 999),  # from the future
         change(kline, trades=2**63),  # OverflowError in the int8 COPY dumper
         change(kline, open=Decimal("NaN")),  # stored as numeric NaN
         change(kline, volume=Decimal("Infinity")),  # stored as numeric Infinity
@@ -211,6 +212,7 @@ def test_poison_klines_on_the_topic_are_dead_letters(scenario: Scenario, stages:
     assert Counter(v for v, _ in letters) == Counter(encode(k) for k in bad)
     kinds = Counter(h["kind"].decode() for _, h in letters)
     assert kinds["unwritable"] == 2, kinds  # the out-of-range time and trade count
+    assert kinds["from_the_future"] == 1, kinds
     assert all(h.get("detail") for _, h in letters)
     assert inserter.stop() == 0, inserter.tail()
 
