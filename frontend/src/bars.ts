@@ -9,6 +9,8 @@ export interface Bar {
   low: number;
   close: number;
   volume: number;
+  /** Traded value in the quote asset (Σ price × quantity), for the session VWAP. */
+  quoteVolume: number;
   /** The exchange's decimal strings, shown unchanged in the legend. */
   raw: { open: string; high: string; low: string; close: string; volume: string };
 }
@@ -21,6 +23,7 @@ export function barFromKline(k: RawKline): Bar {
     low: Number(k[3]),
     close: Number(k[4]),
     volume: Number(k[5]),
+    quoteVolume: Number(k[7]),
     raw: { open: k[1], high: k[2], low: k[3], close: k[4], volume: k[5] },
   };
 }

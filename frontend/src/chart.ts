@@ -1,4 +1,7 @@
-/** The candlestick chart: lightweight-charts with candles on top and volume in its own pane. */
+/**
+ * The candlestick chart: lightweight-charts with candles on top, volume in its own pane, and the
+ * indicators ({@link StudySet}) over the candles or in panes below.
+ */
 import {
   CandlestickSeries,
   ColorType,
@@ -17,6 +20,9 @@ import {
 } from "lightweight-charts";
 import type { Bar } from "./bars.ts";
 import { formatCrosshairTime, formatTick, type TickKind } from "./format.ts";
+import { StudySeries } from "./indicators/study-series.ts";
+import { StudySet } from "./indicators/studies.ts";
+import type { IndicatorSpec } from "./indicators/types.ts";
 import type { Interval } from "./intervals.ts";
 import { theme } from "./theme.ts";
 
@@ -36,6 +42,10 @@ export class CandleChart {
   private readonly chart: IChartApi;
   private readonly candles: ISeriesApi<"Candlestick">;
   private readonly volume: ISeriesApi<"Histogram">;
+  private readonly studySeries: StudySeries;
+  /** The indicators shown, kept in step with the candles. */
+  readonly studies: StudySet;
+  private precision = 2;
   private interval: Interval = "1m";
   /**
    * Seconds added to every time handed to the library, which places day and hour ticks on UTC
@@ -112,6 +122,8 @@ export class CandleChart {
     const [pricePane, volumePane] = this.chart.panes();
     pricePane?.setStretchFactor(4);
     volumePane?.setStretchFactor(1);
+    this.studySeries = new StudySeries(this.chart, (time) => (time + this.shift) as UTCTimestamp);
+    this.studies = new StudySet(this.studySeries);
 
     this.chart.subscribeCrosshairMove((param: MouseEventParams) => {
       events.hover(
@@ -148,27 +160,42 @@ export class CandleChart {
     this.chart.timeScale().scrollToRealTime();
   }
 
+  /** Decimals of the price axis, the candles' and the indicators' in prices. */
+  get pricePrecision(): number {
+    return this.precision;
+  }
+
   setPrecision(precision: number): void {
+    this.precision = precision;
     this.candles.applyOptions({
       priceFormat: { type: "price", precision, minMove: 10 ** -precision },
     });
+    this.studySeries.setPricePrecision(precision);
+  }
+
+  /** Show these indicators over `bars` (the bars on the chart). */
+  setIndicators(specs: readonly IndicatorSpec[], bars: readonly Bar[]): void {
+    this.studies.configure(specs, bars);
   }
 
   /** Replace the data keeping the view where it is (after older history was prepended). */
   setAll(bars: readonly Bar[]): void {
     this.candles.setData(bars.map((b) => this.candle(b)));
     this.volume.setData(bars.map((b) => this.volumeBar(b)));
+    this.studies.reset(bars);
   }
 
-  /** One live bar: the newest one changed or a newer one began. */
+  /** One live bar: the newest one changed or a newer one began; indicators follow its tail. */
   update(bar: Bar): void {
     this.candles.update(this.candle(bar));
     this.volume.update(this.volumeBar(bar));
+    this.studies.update(bar);
   }
 
   clear(): void {
     this.candles.setData([]);
     this.volume.setData([]);
+    this.studies.reset([]);
   }
 
   private realMs(time: Time): number {

@@ -1,12 +1,20 @@
 /**
  * The crosshair legend: O H L C V of the hovered bar (or the newest), as the exchange wrote
- * them.
+ * them, and the indicators' values at that bar.
  */
 import type { Bar } from "./bars.ts";
-import { direction, formatBarTime, formatDecimal } from "./format.ts";
+import { direction, formatBarTime, formatDecimal, formatIndicatorValue } from "./format.ts";
+import { indicatorDecimals, indicatorLabel } from "./indicators/registry.ts";
+import type { Study } from "./indicators/studies.ts";
 import type { Interval } from "./intervals.ts";
 
+export interface StudyValues {
+  study: Study;
+  values: readonly (number | null)[];
+}
+
 export class Legend {
+  private readonly studies: HTMLElement;
   private readonly fields: Record<
     "o" | "h" | "l" | "c" | "v" | "chg" | "time" | "utc",
     HTMLElement
@@ -24,7 +32,9 @@ export class Legend {
       </div>
       <div class="legend-time">
         <span class="num" data-f="time"></span><span class="num utc" data-f="utc"></span>
-      </div>`;
+      </div>
+      <div class="legend-studies" id="legend-studies" data-testid="legend-studies"></div>`;
+    this.studies = root.querySelector<HTMLElement>(".legend-studies")!;
     const get = (f: string) => root.querySelector<HTMLElement>(`[data-f="${f}"]`)!;
     this.fields = {
       o: get("o"),
@@ -58,5 +68,27 @@ export class Legend {
     f.time.textContent = interval === "1d" ? utc : formatBarTime(ms, interval);
     f.time.title = utc;
     f.utc.textContent = hovered && interval !== "1d" ? utc : "";
+  }
+
+  /** Each indicator's values at the shown bar, prices at `pricePrecision` decimals. */
+  showStudies(rows: readonly StudyValues[], pricePrecision: number): void {
+    this.studies.hidden = rows.length === 0;
+    this.studies.replaceChildren(
+      ...rows.map(({ study, values }) => {
+        const item = document.createElement("span");
+        item.className = "study";
+        item.dataset.study = study.spec.id;
+        const name = document.createElement("span");
+        name.className = "k";
+        name.style.color = study.color;
+        name.textContent = indicatorLabel(study.spec);
+        const decimals = indicatorDecimals(study.def, pricePrecision);
+        const text = document.createElement("span");
+        text.className = "num";
+        text.textContent = values.map((v) => formatIndicatorValue(v, decimals)).join(" ");
+        item.append(name, text);
+        return item;
+      }),
+    );
   }
 }
