@@ -15,6 +15,7 @@ import { BarStore } from "./bars.ts";
 import { CandleChart } from "./chart.ts";
 import { ChartStateView, type ChartState } from "./chart-state.ts";
 import { browserClock } from "./clock.ts";
+import { Drawer } from "./drawer.ts";
 import { Header } from "./header.ts";
 import { History } from "./history.ts";
 import { IndicatorMenu } from "./indicator-menu.ts";
@@ -71,6 +72,12 @@ export class App {
   private readonly chartState: ChartStateView;
   private readonly chart: CandleChart;
   private readonly sidebar: SymbolList;
+  private readonly drawer = new Drawer(
+    $<HTMLButtonElement>("sidebar-toggle"),
+    $("sidebar"),
+    $("drawer-backdrop"),
+    document,
+  );
   private readonly socket: LiveSocket;
   private readonly live: LiveBars;
   private readonly history: History;
@@ -119,7 +126,10 @@ export class App {
       $("symbol-list"),
       $<HTMLInputElement>("symbol-search"),
       $("symbol-list-empty"),
-      (symbol) => this.select(symbol, this.interval),
+      (symbol) => {
+        this.drawer.set(false);
+        this.select(symbol, this.interval);
+      },
     );
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     this.socket = new LiveSocket(`${scheme}://${location.host}/ws`, {

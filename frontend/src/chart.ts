@@ -70,6 +70,20 @@ export class CandleChart {
           enableResize: true,
         },
       },
+      // One finger pans (and keeps gliding), two pinch-zoom; a drag on an axis scales it.
+      handleScroll: {
+        mouseWheel: true,
+        pressedMouseMove: true,
+        horzTouchDrag: true,
+        vertTouchDrag: true,
+      },
+      handleScale: {
+        mouseWheel: true,
+        pinch: true,
+        axisPressedMouseMove: true,
+        axisDoubleClickReset: true,
+      },
+      kineticScroll: { touch: true, mouse: false },
       grid: {
         vertLines: { color: theme.grid },
         horzLines: { color: theme.grid },
