@@ -15,6 +15,7 @@ import { BarStore } from "./bars.ts";
 import { CandleChart } from "./chart.ts";
 import { ChartStateView, type ChartState } from "./chart-state.ts";
 import { browserClock } from "./clock.ts";
+import { completenessOf } from "./completeness.ts";
 import { Drawer } from "./drawer.ts";
 import { Header } from "./header.ts";
 import { History } from "./history.ts";
@@ -95,13 +96,18 @@ export class App {
     this.symbolGiven = view.symbolGiven;
     this.indicators = view.indicators;
 
-    this.chart = new CandleChart($("chart"), {
-      hover: (time) => {
-        this.hoverTime = time;
-        this.renderLegend();
+    this.chart = new CandleChart(
+      $("chart"),
+      {
+        hover: (time) => {
+          this.hoverTime = time;
+          this.renderLegend();
+        },
+        nearOldest: () => void this.history.loadOlder(),
+        scrolled: () => this.renderCompleteness(),
       },
-      nearOldest: () => void this.history.loadOlder(),
-    });
+      () => this.clock.now(),
+    );
     this.indicatorMenu = new IndicatorMenu(
       {
         toggle: $<HTMLButtonElement>("indicator-toggle"),
@@ -340,13 +346,23 @@ export class App {
   private renderLegend(): void {
     const hovered = this.hoverTime !== null ? this.store.at(this.hoverTime) : undefined;
     const bar = hovered ?? this.store.last;
-    this.legend.show(bar, this.interval, hovered !== undefined);
+    this.legend.show(bar, this.interval, hovered !== undefined, this.clock.now());
     const studies = bar === undefined ? [] : this.chart.studies.valuesAt(bar.time);
     this.legend.showStudies(studies, this.chart.pricePrecision);
   }
 
   private renderBarCount(): void {
     this.statusBar.setBars(this.store.size, this.history.loadingOlder, this.history.complete);
+    this.renderCompleteness();
+  }
+
+  /** The visible candles' stored seconds against those they should hold. */
+  private renderCompleteness(): void {
+    const range = this.chart.visibleRange();
+    const bars = range === null ? [] : this.store.between(range.from, range.to);
+    this.statusBar.setCompleteness(
+      bars.length === 0 ? null : completenessOf(bars, this.interval, this.clock.now()),
+    );
   }
 
   private updateTitle(): void {

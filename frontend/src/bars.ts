@@ -4,6 +4,10 @@ import type { RawKline } from "./api.ts";
 export interface Bar {
   /** Open time in Unix seconds, the chart's time axis. */
   time: number;
+  /** Close time in Unix ms as the API writes it: for a candle of stored seconds, its newest one's. */
+  closeTime: number;
+  /** How many 1s klines are behind the bar, from REST; null from a live frame, which does not say. */
+  seconds: number | null;
   open: number;
   high: number;
   low: number;
@@ -18,6 +22,8 @@ export interface Bar {
 export function barFromKline(k: RawKline): Bar {
   return {
     time: Math.floor(k[0] / 1000),
+    closeTime: k[6],
+    seconds: typeof k[12] === "number" ? k[12] : null,
     open: Number(k[1]),
     high: Number(k[2]),
     low: Number(k[3]),
@@ -53,6 +59,11 @@ export class BarStore {
 
   at(time: number): Bar | undefined {
     return this.byTime.get(time);
+  }
+
+  /** The bars opening from `from` to `to` (Unix seconds, both included), ascending. */
+  between(from: number, to: number): readonly Bar[] {
+    return this.list.slice(this.indexAtOrAfter(from), this.indexAtOrAfter(to + 1));
   }
 
   /** Replace everything; input is sorted and de-duplicated defensively. */
@@ -97,5 +108,16 @@ export class BarStore {
     this.list.push(bar);
     this.byTime.set(bar.time, bar);
     return "appended";
+  }
+
+  private indexAtOrAfter(time: number): number {
+    let lo = 0;
+    let hi = this.list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.list[mid]!.time < time) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 }

@@ -19,6 +19,7 @@ import {
   type UTCTimestamp,
 } from "lightweight-charts";
 import type { Bar } from "./bars.ts";
+import { isIncomplete } from "./completeness.ts";
 import { formatCrosshairTime, formatTick, type TickKind } from "./format.ts";
 import { StudySeries } from "./indicators/study-series.ts";
 import { StudySet } from "./indicators/studies.ts";
@@ -36,6 +37,8 @@ export interface ChartEvents {
   hover(time: number | null): void;
   /** The user scrolled close to the oldest bar loaded. */
   nearOldest(): void;
+  /** The visible range changed (scrolled or zoomed). */
+  scrolled(): void;
 }
 
 export class CandleChart {
@@ -54,7 +57,12 @@ export class CandleChart {
    */
   private shift = 0;
 
-  constructor(container: HTMLElement, events: ChartEvents) {
+  constructor(
+    container: HTMLElement,
+    events: ChartEvents,
+    /** Unix ms now, for telling the forming candle from one missing seconds. */
+    private readonly now: () => number,
+  ) {
     this.chart = createChart(container, {
       autoSize: true,
       layout: {
@@ -120,7 +128,10 @@ export class CandleChart {
     this.candles = this.chart.addSeries(CandlestickSeries, {
       upColor: theme.up,
       downColor: theme.down,
-      borderVisible: false,
+      // Borders as the bodies, so a hollow (incomplete) candle keeps its outline.
+      borderVisible: true,
+      borderUpColor: theme.up,
+      borderDownColor: theme.down,
       wickUpColor: theme.up,
       wickDownColor: theme.down,
       priceLineStyle: LineStyle.Dotted,
@@ -148,6 +159,7 @@ export class CandleChart {
     });
     this.chart.timeScale().subscribeVisibleLogicalRangeChange((range: LogicalRange | null) => {
       if (this.isNearOldest(range)) events.nearOldest();
+      events.scrolled();
     });
   }
 
@@ -158,6 +170,13 @@ export class CandleChart {
     if (range === null) return false;
     const info = this.candles.barsInLogicalRange(range);
     return info !== null && info.barsBefore < HISTORY_MARGIN_BARS;
+  }
+
+  /** Open times (Unix seconds) of the first and last bar in view, or null with none. */
+  visibleRange(): { from: number; to: number } | null {
+    const range = this.chart.timeScale().getVisibleRange();
+    if (range === null) return null;
+    return { from: this.realMs(range.from) / 1000, to: this.realMs(range.to) / 1000 };
   }
 
   /** Show a new symbol or interval: all bars at once, scrolled to the newest. */
@@ -218,7 +237,15 @@ export class CandleChart {
 
   private candle(bar: Bar): CandlestickData {
     const time = (bar.time + this.shift) as UTCTimestamp;
-    return { time, open: bar.open, high: bar.high, low: bar.low, close: bar.close };
+    const candle = { time, open: bar.open, high: bar.high, low: bar.low, close: bar.close };
+    if (!isIncomplete(bar, this.interval, this.now())) return candle;
+    const up = bar.close >= bar.open;
+    return {
+      ...candle,
+      color: theme.incompleteBody,
+      borderColor: up ? theme.up : theme.down,
+      wickColor: up ? theme.incompleteUpWick : theme.incompleteDownWick,
+    };
   }
 
   private volumeBar(bar: Bar): HistogramData {

@@ -157,3 +157,10 @@ export function formatIndicatorValue(value: number | null, decimals: number): st
   // A value that rounds to zero is shown without a sign: "-0.00" reads as a fault.
   return value < 0 && rounded !== 0n ? `-${text}` : text;
 }
+
+/** `part` of `whole` as a percentage that only reads 100% when nothing is missing: "99.98%". */
+export function formatCompleteness(part: number, whole: number): string {
+  if (whole <= 0) return "—";
+  const hundredths = Math.floor((part / whole) * 10_000);
+  return `${(Math.min(hundredths, part >= whole ? 10_000 : 9_999) / 100).toFixed(2)}%`;
+}
