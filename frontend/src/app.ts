@@ -144,6 +144,7 @@ export class App {
     });
     this.live = new LiveBars(this.store, this.chart, {
       hole: (after, before) => this.history.fillHole(after, before),
+      dropped: () => this.history.olderDropped(),
       drawn: (bar, result) => {
         this.history.liveBarShown();
         if (result === "appended") this.renderBarCount();

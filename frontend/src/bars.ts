@@ -63,7 +63,26 @@ export class BarStore {
 
   /** The bars opening from `from` to `to` (Unix seconds, both included), ascending. */
   between(from: number, to: number): readonly Bar[] {
-    return this.list.slice(this.indexAtOrAfter(from), this.indexAtOrAfter(to + 1));
+    return this.list.slice(this.countBefore(from), this.countBefore(to + 1));
+  }
+
+  /** How many bars open before `time`. */
+  countBefore(time: number): number {
+    let lo = 0;
+    let hi = this.list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.list[mid]!.time < time) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Forget the `count` oldest bars; returns how many went. */
+  dropOldest(count: number): number {
+    const dropped = this.list.splice(0, Math.max(0, count));
+    for (const bar of dropped) this.byTime.delete(bar.time);
+    return dropped.length;
   }
 
   /** Replace everything; input is sorted and de-duplicated defensively. */
@@ -108,16 +127,5 @@ export class BarStore {
     this.list.push(bar);
     this.byTime.set(bar.time, bar);
     return "appended";
-  }
-
-  private indexAtOrAfter(time: number): number {
-    let lo = 0;
-    let hi = this.list.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.list[mid]!.time < time) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
   }
 }

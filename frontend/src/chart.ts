@@ -218,6 +218,14 @@ export class CandleChart {
     this.studies.reset(bars);
   }
 
+  /** The oldest bars were dropped (to bound memory): the rest stay, indicators as computed. */
+  dropOlder(bars: readonly Bar[]): void {
+    this.candles.setData(bars.map((b) => this.candle(b)));
+    this.volume.setData(bars.map((b) => this.volumeBar(b)));
+    const first = bars[0];
+    if (first !== undefined) this.studies.trimBefore(first.time);
+  }
+
   /** One live bar: the newest one changed or a newer one began; indicators follow its tail. */
   update(bar: Bar): void {
     this.candles.update(this.candle(bar));

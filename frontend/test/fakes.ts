@@ -173,6 +173,9 @@ export class FakeChart {
   bars: Bar[] = [];
   precision: number | undefined;
   nearOldest = false;
+  /** What `visibleRange` answers: null, nothing in view. */
+  view: { from: number; to: number } | null = null;
+  dropOlders = 0;
   shows = 0;
   setAlls = 0;
   updates = 0;
@@ -207,6 +210,15 @@ export class FakeChart {
 
   isNearOldest(): boolean {
     return this.nearOldest;
+  }
+
+  dropOlder(bars: readonly Bar[]): void {
+    this.dropOlders++;
+    this.bars = [...bars];
+  }
+
+  visibleRange(): { from: number; to: number } | null {
+    return this.view;
   }
 }
 
