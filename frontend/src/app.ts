@@ -15,7 +15,7 @@ import { BarStore } from "./bars.ts";
 import { CandleChart } from "./chart.ts";
 import { ChartStateView, type ChartState } from "./chart-state.ts";
 import { browserClock } from "./clock.ts";
-import { completenessOf } from "./completeness.ts";
+import { completenessOf, type Completeness } from "./completeness.ts";
 import { Drawer } from "./drawer.ts";
 import { Header } from "./header.ts";
 import { History } from "./history.ts";
@@ -52,6 +52,8 @@ export interface Snapshot {
   chartState: ChartState;
   /** The indicators on, as the address names them: ["sma20", "rsi14"]. */
   indicators: string[];
+  /** The visible candles' stored 1s klines and the seconds they should hold (status bar). */
+  visibleSeconds: { stored: number; expected: number; uncounted: number } | null;
 }
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -241,6 +243,7 @@ export class App {
       symbols: [...this.market.symbols],
       chartState: this.chartState.current,
       indicators: this.indicators.map((s) => s.id),
+      visibleSeconds: this.visibleCompleteness(),
     };
   }
 
@@ -359,11 +362,13 @@ export class App {
 
   /** The visible candles' stored seconds against those they should hold. */
   private renderCompleteness(): void {
+    this.statusBar.setCompleteness(this.visibleCompleteness());
+  }
+
+  private visibleCompleteness(): Completeness | null {
     const range = this.chart.visibleRange();
     const bars = range === null ? [] : this.store.between(range.from, range.to);
-    this.statusBar.setCompleteness(
-      bars.length === 0 ? null : completenessOf(bars, this.interval, this.clock.now()),
-    );
+    return bars.length === 0 ? null : completenessOf(bars, this.interval, this.clock.now());
   }
 
   private updateTitle(): void {
