@@ -71,11 +71,7 @@ export class StudySet {
       const color = this.colorOf(spec.id);
       return { spec, def, color, lines: def.lines(spec, color) };
     });
-    this.active = studies.map((study) => ({
-      study,
-      calculator: study.def.create(study.spec),
-      points: [],
-    }));
+    this.active = studies.map((study) => this.fresh(study));
     this.sink.layout(studies);
     this.reset(bars);
   }
@@ -83,9 +79,8 @@ export class StudySet {
   /** Recompute every study over these bars, oldest first. */
   reset(bars: readonly Bar[]): void {
     this.lastTime = bars.at(-1)?.time ?? null;
+    this.active = this.active.map((a) => this.fresh(a.study));
     this.active.forEach((a, s) => {
-      a.calculator = a.study.def.create(a.study.spec);
-      a.points = a.study.lines.map(() => []);
       for (const bar of bars) {
         a.calculator.update(bar, false).forEach((value, line) => {
           if (value !== null) a.points[line]!.push({ time: bar.time, value });
@@ -135,6 +130,14 @@ export class StudySet {
         return point?.time === time ? point.value : null;
       }),
     }));
+  }
+
+  private fresh(study: Study): Active {
+    return {
+      study,
+      calculator: study.def.create(study.spec),
+      points: study.lines.map(() => []),
+    };
   }
 
   /** A colour per indicator, kept while it stays on; new ones take the first unused. */

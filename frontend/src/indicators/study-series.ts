@@ -24,10 +24,13 @@ import type { LineSpec } from "./types.ts";
 const FIRST_STUDY_PANE = 2;
 const STUDY_PANE_STRETCH = 1.6;
 
-type StudyLine = ISeriesApi<"Line"> | ISeriesApi<"Histogram">;
+/** A study's line as drawn: a line series, or a histogram (MACD's). */
+type Drawn =
+  | { kind: "line"; series: ISeriesApi<"Line">; study: Study }
+  | { kind: "histogram"; series: ISeriesApi<"Histogram">; study: Study };
 
 export class StudySeries implements StudySink {
-  private series: { line: StudyLine; spec: LineSpec; study: Study }[][] = [];
+  private drawn: Drawn[][] = [];
   private pricePrecision = 2;
 
   constructor(
@@ -39,17 +42,17 @@ export class StudySeries implements StudySink {
   /** The candles' precision, shared by the studies shown in prices. */
   setPricePrecision(precision: number): void {
     this.pricePrecision = precision;
-    for (const lines of this.series) {
-      for (const { line, study } of lines) line.applyOptions({ priceFormat: this.format(study) });
+    for (const lines of this.drawn) {
+      for (const d of lines) d.series.applyOptions({ priceFormat: this.format(d.study) });
     }
   }
 
   layout(studies: readonly Study[]): void {
-    for (const lines of this.series) for (const { line } of lines) this.chart.removeSeries(line);
+    for (const lines of this.drawn) for (const d of lines) this.chart.removeSeries(d.series);
     let pane = FIRST_STUDY_PANE;
-    this.series = studies.map((study) => {
+    this.drawn = studies.map((study) => {
       const paneIndex = study.def.pane === "price" ? 0 : pane++;
-      return study.lines.map((spec) => ({ line: this.add(study, spec, paneIndex), spec, study }));
+      return study.lines.map((spec) => this.add(study, spec, paneIndex));
     });
     this.chart.panes().forEach((p, i) => {
       if (i >= FIRST_STUDY_PANE) p.setStretchFactor(STUDY_PANE_STRETCH);
@@ -57,27 +60,19 @@ export class StudySeries implements StudySink {
   }
 
   setLine(study: number, line: number, points: readonly LinePoint[]): void {
-    const s = this.series[study]?.[line];
-    if (s === undefined) return;
-    if (s.spec.style === "histogram") {
-      (s.line as ISeriesApi<"Histogram">).setData(points.map((p) => this.bar(p.time, p.value)));
-    } else {
-      (s.line as ISeriesApi<"Line">).setData(points.map((p) => this.point(p.time, p.value)));
-    }
+    const d = this.drawn[study]?.[line];
+    if (d?.kind === "histogram") d.series.setData(points.map((p) => this.bar(p.time, p.value)));
+    if (d?.kind === "line") d.series.setData(points.map((p) => this.point(p.time, p.value)));
   }
 
   updateLine(study: number, line: number, time: number, value: number | null): void {
-    const s = this.series[study]?.[line];
-    if (s === undefined) return;
+    const d = this.drawn[study]?.[line];
     const blank: WhitespaceData = { time: this.toChartTime(time) };
-    if (s.spec.style === "histogram") {
-      (s.line as ISeriesApi<"Histogram">).update(value === null ? blank : this.bar(time, value));
-    } else {
-      (s.line as ISeriesApi<"Line">).update(value === null ? blank : this.point(time, value));
-    }
+    if (d?.kind === "histogram") d.series.update(value === null ? blank : this.bar(time, value));
+    if (d?.kind === "line") d.series.update(value === null ? blank : this.point(time, value));
   }
 
-  private add(study: Study, spec: LineSpec, paneIndex: number): StudyLine {
+  private add(study: Study, spec: LineSpec, paneIndex: number): Drawn {
     const common = {
       priceFormat: this.format(study),
       priceLineVisible: false,
@@ -85,7 +80,11 @@ export class StudySeries implements StudySink {
       title: "",
     };
     if (spec.style === "histogram") {
-      return this.chart.addSeries(HistogramSeries, common, paneIndex);
+      return {
+        kind: "histogram",
+        series: this.chart.addSeries(HistogramSeries, common, paneIndex),
+        study,
+      };
     }
     const line = this.chart.addSeries(
       LineSeries,
@@ -111,7 +110,7 @@ export class StudySeries implements StudySink {
         });
       }
     }
-    return line;
+    return { kind: "line", series: line, study };
   }
 
   /** The axis labels round as the legend does. */
