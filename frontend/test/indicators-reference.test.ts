@@ -20,7 +20,7 @@ import {
 } from "../src/indicators/registry.ts";
 import { StudySet } from "../src/indicators/studies.ts";
 import type { IndicatorSpec } from "../src/indicators/types.ts";
-import { binanceDays } from "./binance-data.ts";
+import { binanceDays, binanceKlines } from "./binance-data.ts";
 import { FakeStudySink } from "./fakes.ts";
 
 const DAYS = ["2024-03-01", "2024-03-02", "2024-03-03"];
@@ -211,4 +211,8 @@ test("fed live, a forming bar and then its final state, the values equal the bat
   }
   assert.equal(live.setLines, drawnWhole, "live bars never redraw a whole line");
   assert.deepEqual(live.lines, batch.lines);
+});
+
+test("a missing reference file fails loudly instead of skipping", () => {
+  assert.throws(() => binanceKlines("BTCUSDT-1m-1999-01-01"), /missing reference data .*1999/);
 });
