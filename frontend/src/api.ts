@@ -1,7 +1,11 @@
 /** The REST half of the backend contract (`/api/v1/*`): typed fetches and typed failures. */
 import type { Interval } from "./intervals.ts";
 
-/** One kline exactly as Binance's `/api/v3/klines` returns it; decimals stay strings. */
+/**
+ * One kline exactly as Binance's `/api/v3/klines` returns it, decimals as strings; from our REST
+ * API (`withSeconds=true`) with a 13th element, how many 1s klines are behind it. Live frames end
+ * at `takerBuyQuote`.
+ */
 export type RawKline = [
   openTime: number,
   open: string,
@@ -15,6 +19,7 @@ export type RawKline = [
   takerBuyBase: string,
   takerBuyQuote: string,
   ignore?: string,
+  seconds?: number,
 ];
 
 export interface SymbolInfo {
@@ -124,7 +129,11 @@ export function fetchKlines(
   query: KlineQuery,
   signal?: AbortSignal,
 ): Promise<RawKline[]> {
-  return getJson<RawKline[]>("/api/v1/klines", { symbol, interval, ...query }, signal);
+  return getJson<RawKline[]>(
+    "/api/v1/klines",
+    { symbol, interval, ...query, withSeconds: "true" },
+    signal,
+  );
 }
 
 export function fetchSymbols(): Promise<SymbolInfo[]> {

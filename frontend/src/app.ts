@@ -15,8 +15,12 @@ import { BarStore } from "./bars.ts";
 import { CandleChart } from "./chart.ts";
 import { ChartStateView, type ChartState } from "./chart-state.ts";
 import { browserClock } from "./clock.ts";
+import { completenessOf, type Completeness } from "./completeness.ts";
+import { Drawer } from "./drawer.ts";
 import { Header } from "./header.ts";
 import { History } from "./history.ts";
+import { IndicatorMenu } from "./indicator-menu.ts";
+import type { IndicatorSpec } from "./indicators/types.ts";
 import { INTERVALS, type Interval } from "./intervals.ts";
 import { LatencyWindow } from "./latency.ts";
 import { Legend } from "./legend.ts";
@@ -46,6 +50,10 @@ export interface Snapshot {
   source: Source;
   symbols: string[];
   chartState: ChartState;
+  /** The indicators on, as the address names them: ["sma20", "rsi14"]. */
+  indicators: string[];
+  /** The visible candles' stored 1s klines and the seconds they should hold (status bar). */
+  visibleSeconds: { stored: number; expected: number; uncounted: number } | null;
 }
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -53,6 +61,7 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getEl
 export class App {
   private symbol: string;
   private interval: Interval;
+  private indicators: IndicatorSpec[];
   private readonly symbolGiven: boolean;
   private connection: Connection = "connecting";
   private hoverTime: number | null = null;
@@ -66,26 +75,57 @@ export class App {
   private readonly chartState: ChartStateView;
   private readonly chart: CandleChart;
   private readonly sidebar: SymbolList;
+  private readonly drawer = new Drawer(
+    $<HTMLButtonElement>("sidebar-toggle"),
+    $("sidebar"),
+    $("drawer-backdrop"),
+    document,
+  );
   private readonly socket: LiveSocket;
   private readonly live: LiveBars;
   private readonly history: History;
   private readonly market: Market;
+  private readonly indicatorMenu: IndicatorMenu;
   private readonly toast = $("toast");
   private toastTimer: number | undefined;
+  /** Said once the page is up: what the address asked for that could not be shown. */
+  private pendingToast: string | null = null;
 
   constructor() {
     const view = viewFromSearch(location.search);
     this.symbol = view.symbol;
     this.interval = view.interval;
     this.symbolGiven = view.symbolGiven;
+    this.indicators = view.indicators;
 
-    this.chart = new CandleChart($("chart"), {
-      hover: (time) => {
-        this.hoverTime = time;
-        this.renderLegend();
+    this.chart = new CandleChart(
+      $("chart"),
+      {
+        hover: (time) => {
+          this.hoverTime = time;
+          this.renderLegend();
+        },
+        nearOldest: () => void this.history.loadOlder(),
+        scrolled: () => this.renderCompleteness(),
       },
-      nearOldest: () => void this.history.loadOlder(),
-    });
+      () => this.clock.now(),
+    );
+    this.indicatorMenu = new IndicatorMenu(
+      {
+        toggle: $<HTMLButtonElement>("indicator-toggle"),
+        count: $("indicator-count"),
+        menu: $("indicator-menu"),
+        options: $("indicator-options"),
+        form: $<HTMLFormElement>("indicator-add"),
+        input: $<HTMLInputElement>("indicator-input"),
+        error: $("indicator-error"),
+      },
+      (specs) => this.setIndicators(specs),
+    );
+    if (view.ignoredIndicators.length > 0) {
+      console.warn("indicators ignored in the address:", view.ignoredIndicators);
+      this.pendingToast = `Ignored in the address: ${view.ignoredIndicators.join("; ")}`;
+    }
     this.chartState = new ChartStateView($("chart-state"), {
       retryNow: () => void this.history.reload(),
       open: (symbol) => this.select(symbol, this.interval),
@@ -94,7 +134,10 @@ export class App {
       $("symbol-list"),
       $<HTMLInputElement>("symbol-search"),
       $("symbol-list-empty"),
-      (symbol) => this.select(symbol, this.interval),
+      (symbol) => {
+        this.drawer.set(false);
+        this.select(symbol, this.interval);
+      },
     );
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     this.socket = new LiveSocket(`${scheme}://${location.host}/ws`, {
@@ -103,6 +146,7 @@ export class App {
     });
     this.live = new LiveBars(this.store, this.chart, {
       hole: (after, before) => this.history.fillHole(after, before),
+      dropped: () => this.history.olderDropped(),
       drawn: (bar, result) => {
         this.history.liveBarShown();
         if (result === "appended") this.renderBarCount();
@@ -165,7 +209,9 @@ export class App {
   start(): void {
     this.buildIntervalSwitcher();
     this.bindKeys();
+    this.setIndicators(this.indicators);
     this.showView();
+    if (this.pendingToast !== null) this.showToast(this.pendingToast);
     this.socket.start();
     void this.history.open(this.symbol, this.interval);
     this.market.start();
@@ -196,6 +242,8 @@ export class App {
       source: this.market.source,
       symbols: [...this.market.symbols],
       chartState: this.chartState.current,
+      indicators: this.indicators.map((s) => s.id),
+      visibleSeconds: this.visibleCompleteness(),
     };
   }
 
@@ -214,8 +262,17 @@ export class App {
     void this.history.open(symbol, interval);
   }
 
+  /** Show these indicators (a menu change, or the address at start); the address follows. */
+  setIndicators(specs: IndicatorSpec[]): void {
+    this.indicators = specs;
+    this.chart.setIndicators(specs, this.store.bars);
+    this.indicatorMenu.set(specs);
+    replaceUrl(this.symbol, this.interval, specs);
+    this.renderLegend();
+  }
+
   private showView(): void {
-    replaceUrl(this.symbol, this.interval);
+    replaceUrl(this.symbol, this.interval, this.indicators);
     this.header.setView(this.symbol, this.interval);
     this.header.setQuote(this.market.priceOf(this.symbol), this.market.changeOf(this.symbol));
     this.header.setStats(this.market.statsOf(this.symbol));
@@ -292,11 +349,26 @@ export class App {
 
   private renderLegend(): void {
     const hovered = this.hoverTime !== null ? this.store.at(this.hoverTime) : undefined;
-    this.legend.show(hovered ?? this.store.last, this.interval, hovered !== undefined);
+    const bar = hovered ?? this.store.last;
+    this.legend.show(bar, this.interval, hovered !== undefined, this.clock.now());
+    const studies = bar === undefined ? [] : this.chart.studies.valuesAt(bar.time);
+    this.legend.showStudies(studies, this.chart.pricePrecision);
   }
 
   private renderBarCount(): void {
     this.statusBar.setBars(this.store.size, this.history.loadingOlder, this.history.complete);
+    this.renderCompleteness();
+  }
+
+  /** The visible candles' stored seconds against those they should hold. */
+  private renderCompleteness(): void {
+    this.statusBar.setCompleteness(this.visibleCompleteness());
+  }
+
+  private visibleCompleteness(): Completeness | null {
+    const range = this.chart.visibleRange();
+    const bars = range === null ? [] : this.store.between(range.from, range.to);
+    return bars.length === 0 ? null : completenessOf(bars, this.interval, this.clock.now());
   }
 
   private updateTitle(): void {

@@ -4,11 +4,17 @@ import type { RawKline } from "./api.ts";
 export interface Bar {
   /** Open time in Unix seconds, the chart's time axis. */
   time: number;
+  /** Close time in Unix ms as the API writes it: for a candle of stored seconds, its newest one's. */
+  closeTime: number;
+  /** How many 1s klines are behind the bar, from REST; null from a live frame, which does not say. */
+  seconds: number | null;
   open: number;
   high: number;
   low: number;
   close: number;
   volume: number;
+  /** Traded value in the quote asset (Σ price × quantity), for the session VWAP. */
+  quoteVolume: number;
   /** The exchange's decimal strings, shown unchanged in the legend. */
   raw: { open: string; high: string; low: string; close: string; volume: string };
 }
@@ -16,11 +22,14 @@ export interface Bar {
 export function barFromKline(k: RawKline): Bar {
   return {
     time: Math.floor(k[0] / 1000),
+    closeTime: k[6],
+    seconds: typeof k[12] === "number" ? k[12] : null,
     open: Number(k[1]),
     high: Number(k[2]),
     low: Number(k[3]),
     close: Number(k[4]),
     volume: Number(k[5]),
+    quoteVolume: Number(k[7]),
     raw: { open: k[1], high: k[2], low: k[3], close: k[4], volume: k[5] },
   };
 }
@@ -50,6 +59,30 @@ export class BarStore {
 
   at(time: number): Bar | undefined {
     return this.byTime.get(time);
+  }
+
+  /** The bars opening from `from` to `to` (Unix seconds, both included), ascending. */
+  between(from: number, to: number): readonly Bar[] {
+    return this.list.slice(this.countBefore(from), this.countBefore(to + 1));
+  }
+
+  /** How many bars open before `time`. */
+  countBefore(time: number): number {
+    let lo = 0;
+    let hi = this.list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.list[mid]!.time < time) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Forget the `count` oldest bars; returns how many went. */
+  dropOldest(count: number): number {
+    const dropped = this.list.splice(0, Math.max(0, count));
+    for (const bar of dropped) this.byTime.delete(bar.time);
+    return dropped.length;
   }
 
   /** Replace everything; input is sorted and de-duplicated defensively. */

@@ -1,4 +1,7 @@
-/** The candlestick chart: lightweight-charts with candles on top and volume in its own pane. */
+/**
+ * The candlestick chart: lightweight-charts with candles on top, volume in its own pane, and the
+ * indicators ({@link StudySet}) over the candles or in panes below.
+ */
 import {
   CandlestickSeries,
   ColorType,
@@ -16,7 +19,11 @@ import {
   type UTCTimestamp,
 } from "lightweight-charts";
 import type { Bar } from "./bars.ts";
+import { isIncomplete } from "./completeness.ts";
 import { formatCrosshairTime, formatTick, type TickKind } from "./format.ts";
+import { StudySeries } from "./indicators/study-series.ts";
+import { StudySet } from "./indicators/studies.ts";
+import type { IndicatorSpec } from "./indicators/types.ts";
 import type { Interval } from "./intervals.ts";
 import { theme } from "./theme.ts";
 
@@ -30,12 +37,18 @@ export interface ChartEvents {
   hover(time: number | null): void;
   /** The user scrolled close to the oldest bar loaded. */
   nearOldest(): void;
+  /** The visible range changed (scrolled or zoomed). */
+  scrolled(): void;
 }
 
 export class CandleChart {
   private readonly chart: IChartApi;
   private readonly candles: ISeriesApi<"Candlestick">;
   private readonly volume: ISeriesApi<"Histogram">;
+  private readonly studySeries: StudySeries;
+  /** The indicators shown, kept in step with the candles. */
+  readonly studies: StudySet;
+  private precision = 2;
   private interval: Interval = "1m";
   /**
    * Seconds added to every time handed to the library, which places day and hour ticks on UTC
@@ -44,7 +57,12 @@ export class CandleChart {
    */
   private shift = 0;
 
-  constructor(container: HTMLElement, events: ChartEvents) {
+  constructor(
+    container: HTMLElement,
+    events: ChartEvents,
+    /** Unix ms now, for telling the forming candle from one missing seconds. */
+    private readonly now: () => number,
+  ) {
     this.chart = createChart(container, {
       autoSize: true,
       layout: {
@@ -60,6 +78,20 @@ export class CandleChart {
           enableResize: true,
         },
       },
+      // One finger pans (and keeps gliding), two pinch-zoom; a drag on an axis scales it.
+      handleScroll: {
+        mouseWheel: true,
+        pressedMouseMove: true,
+        horzTouchDrag: true,
+        vertTouchDrag: true,
+      },
+      handleScale: {
+        mouseWheel: true,
+        pinch: true,
+        axisPressedMouseMove: true,
+        axisDoubleClickReset: true,
+      },
+      kineticScroll: { touch: true, mouse: false },
       grid: {
         vertLines: { color: theme.grid },
         horzLines: { color: theme.grid },
@@ -96,7 +128,10 @@ export class CandleChart {
     this.candles = this.chart.addSeries(CandlestickSeries, {
       upColor: theme.up,
       downColor: theme.down,
-      borderVisible: false,
+      // Borders as the bodies, so a hollow (incomplete) candle keeps its outline.
+      borderVisible: true,
+      borderUpColor: theme.up,
+      borderDownColor: theme.down,
       wickUpColor: theme.up,
       wickDownColor: theme.down,
       priceLineStyle: LineStyle.Dotted,
@@ -112,6 +147,8 @@ export class CandleChart {
     const [pricePane, volumePane] = this.chart.panes();
     pricePane?.setStretchFactor(4);
     volumePane?.setStretchFactor(1);
+    this.studySeries = new StudySeries(this.chart, (time) => (time + this.shift) as UTCTimestamp);
+    this.studies = new StudySet(this.studySeries);
 
     this.chart.subscribeCrosshairMove((param: MouseEventParams) => {
       events.hover(
@@ -122,6 +159,7 @@ export class CandleChart {
     });
     this.chart.timeScale().subscribeVisibleLogicalRangeChange((range: LogicalRange | null) => {
       if (this.isNearOldest(range)) events.nearOldest();
+      events.scrolled();
     });
   }
 
@@ -132,6 +170,13 @@ export class CandleChart {
     if (range === null) return false;
     const info = this.candles.barsInLogicalRange(range);
     return info !== null && info.barsBefore < HISTORY_MARGIN_BARS;
+  }
+
+  /** Open times (Unix seconds) of the first and last bar in view, or null with none. */
+  visibleRange(): { from: number; to: number } | null {
+    const range = this.chart.timeScale().getVisibleRange();
+    if (range === null) return null;
+    return { from: this.realMs(range.from) / 1000, to: this.realMs(range.to) / 1000 };
   }
 
   /** Show a new symbol or interval: all bars at once, scrolled to the newest. */
@@ -148,27 +193,50 @@ export class CandleChart {
     this.chart.timeScale().scrollToRealTime();
   }
 
+  /** Decimals of the price axis, the candles' and the indicators' in prices. */
+  get pricePrecision(): number {
+    return this.precision;
+  }
+
   setPrecision(precision: number): void {
+    this.precision = precision;
     this.candles.applyOptions({
       priceFormat: { type: "price", precision, minMove: 10 ** -precision },
     });
+    this.studySeries.setPricePrecision(precision);
+  }
+
+  /** Show these indicators over `bars` (the bars on the chart). */
+  setIndicators(specs: readonly IndicatorSpec[], bars: readonly Bar[]): void {
+    this.studies.configure(specs, bars);
   }
 
   /** Replace the data keeping the view where it is (after older history was prepended). */
   setAll(bars: readonly Bar[]): void {
     this.candles.setData(bars.map((b) => this.candle(b)));
     this.volume.setData(bars.map((b) => this.volumeBar(b)));
+    this.studies.reset(bars);
   }
 
-  /** One live bar: the newest one changed or a newer one began. */
+  /** The oldest bars were dropped (to bound memory): the rest stay, indicators as computed. */
+  dropOlder(bars: readonly Bar[]): void {
+    this.candles.setData(bars.map((b) => this.candle(b)));
+    this.volume.setData(bars.map((b) => this.volumeBar(b)));
+    const first = bars[0];
+    if (first !== undefined) this.studies.trimBefore(first.time);
+  }
+
+  /** One live bar: the newest one changed or a newer one began; indicators follow its tail. */
   update(bar: Bar): void {
     this.candles.update(this.candle(bar));
     this.volume.update(this.volumeBar(bar));
+    this.studies.update(bar);
   }
 
   clear(): void {
     this.candles.setData([]);
     this.volume.setData([]);
+    this.studies.reset([]);
   }
 
   private realMs(time: Time): number {
@@ -177,7 +245,15 @@ export class CandleChart {
 
   private candle(bar: Bar): CandlestickData {
     const time = (bar.time + this.shift) as UTCTimestamp;
-    return { time, open: bar.open, high: bar.high, low: bar.low, close: bar.close };
+    const candle = { time, open: bar.open, high: bar.high, low: bar.low, close: bar.close };
+    if (!isIncomplete(bar, this.interval, this.now())) return candle;
+    const up = bar.close >= bar.open;
+    return {
+      ...candle,
+      color: theme.incompleteBody,
+      borderColor: up ? theme.up : theme.down,
+      wickColor: up ? theme.incompleteUpWick : theme.incompleteDownWick,
+    };
   }
 
   private volumeBar(bar: Bar): HistogramData {

@@ -133,3 +133,34 @@ export function splitSymbol(symbol: string): [base: string, quote: string] {
   }
   return [symbol, ""];
 }
+
+/** Digits kept below the shown ones before rounding: see {@link formatIndicatorValue}. */
+const GUARD_DIGITS = 6;
+
+/**
+ * An indicator value rounded half away from zero to the decimals it is shown with ("61400.64");
+ * none yet: "—". Averages of the exchange's decimals often end in an exact half (an SMA 20 of
+ * 2-decimal prices: 61400.635) that binary arithmetic lands either side of (61400.634999999995);
+ * cut to a few guard digits first, the half is seen as one and rounds the way it is written.
+ */
+export function formatIndicatorValue(value: number | null, decimals: number): string {
+  if (value === null || !Number.isFinite(value)) return "—";
+  const guarded = BigInt(
+    Math.abs(value)
+      .toFixed(decimals + GUARD_DIGITS)
+      .replace(".", ""),
+  );
+  const unit = 10n ** BigInt(GUARD_DIGITS);
+  const rounded = (guarded + unit / 2n) / unit;
+  const digits = rounded.toString().padStart(decimals + 1, "0");
+  const text = decimals === 0 ? digits : `${digits.slice(0, -decimals)}.${digits.slice(-decimals)}`;
+  // A value that rounds to zero is shown without a sign: "-0.00" reads as a fault.
+  return value < 0 && rounded !== 0n ? `-${text}` : text;
+}
+
+/** `part` of `whole` as a percentage that only reads 100% when nothing is missing: "99.98%". */
+export function formatCompleteness(part: number, whole: number): string {
+  if (whole <= 0) return "—";
+  const hundredths = Math.floor((part / whole) * 10_000);
+  return `${(Math.min(hundredths, part >= whole ? 10_000 : 9_999) / 100).toFixed(2)}%`;
+}

@@ -141,6 +141,12 @@ export class History {
     else if (this.shown === "api-down") void this.reload();
   }
 
+  /** The oldest bars were dropped to bound memory: scrolling back loads them again. */
+  olderDropped(): void {
+    this.olderExhausted = false;
+    this.deps.events.counted();
+  }
+
   /** A live bar was drawn: a chart that had none is ready now. */
   liveBarShown(): void {
     if (this.shown === "empty") this.setState("ready");

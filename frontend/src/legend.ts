@@ -1,14 +1,23 @@
 /**
  * The crosshair legend: O H L C V of the hovered bar (or the newest), as the exchange wrote
- * them.
+ * them, and the indicators' values at that bar.
  */
 import type { Bar } from "./bars.ts";
-import { direction, formatBarTime, formatDecimal } from "./format.ts";
+import { expectedSeconds, isIncomplete } from "./completeness.ts";
+import { direction, formatBarTime, formatDecimal, formatIndicatorValue } from "./format.ts";
+import { indicatorDecimals, indicatorLabel } from "./indicators/registry.ts";
+import type { Study } from "./indicators/studies.ts";
 import type { Interval } from "./intervals.ts";
 
+export interface StudyValues {
+  study: Study;
+  values: readonly (number | null)[];
+}
+
 export class Legend {
+  private readonly studies: HTMLElement;
   private readonly fields: Record<
-    "o" | "h" | "l" | "c" | "v" | "chg" | "time" | "utc",
+    "o" | "h" | "l" | "c" | "v" | "chg" | "time" | "utc" | "secs",
     HTMLElement
   >;
 
@@ -24,7 +33,10 @@ export class Legend {
       </div>
       <div class="legend-time">
         <span class="num" data-f="time"></span><span class="num utc" data-f="utc"></span>
-      </div>`;
+        <span class="num secs" data-f="secs" data-testid="legend-seconds" hidden></span>
+      </div>
+      <div class="legend-studies" id="legend-studies" data-testid="legend-studies"></div>`;
+    this.studies = root.querySelector<HTMLElement>(".legend-studies")!;
     const get = (f: string) => root.querySelector<HTMLElement>(`[data-f="${f}"]`)!;
     this.fields = {
       o: get("o"),
@@ -35,11 +47,15 @@ export class Legend {
       chg: get("chg"),
       time: get("time"),
       utc: get("utc"),
+      secs: get("secs"),
     };
   }
 
-  /** `hovered` shows the UTC time next to the local one, as the crosshair sits on a bar. */
-  show(bar: Bar | undefined, interval: Interval, hovered: boolean): void {
+  /**
+   * `hovered` shows the UTC time next to the local one, as the crosshair sits on a bar; a bar
+   * missing seconds (as of `now`) says how many it holds.
+   */
+  show(bar: Bar | undefined, interval: Interval, hovered: boolean, now: number): void {
     this.root.hidden = bar === undefined;
     if (bar === undefined) return;
     const dir = direction(bar.close - bar.open);
@@ -58,5 +74,32 @@ export class Legend {
     f.time.textContent = interval === "1d" ? utc : formatBarTime(ms, interval);
     f.time.title = utc;
     f.utc.textContent = hovered && interval !== "1d" ? utc : "";
+    const incomplete = isIncomplete(bar, interval, now);
+    f.secs.hidden = !incomplete;
+    f.secs.textContent = incomplete
+      ? `${bar.seconds} of ${expectedSeconds(bar, interval, now)} seconds`
+      : "";
+  }
+
+  /** Each indicator's values at the shown bar, prices at `pricePrecision` decimals. */
+  showStudies(rows: readonly StudyValues[], pricePrecision: number): void {
+    this.studies.hidden = rows.length === 0;
+    this.studies.replaceChildren(
+      ...rows.map(({ study, values }) => {
+        const item = document.createElement("span");
+        item.className = "study";
+        item.dataset.study = study.spec.id;
+        const name = document.createElement("span");
+        name.className = "k";
+        name.style.color = study.color;
+        name.textContent = indicatorLabel(study.spec);
+        const decimals = indicatorDecimals(study.def, pricePrecision);
+        const text = document.createElement("span");
+        text.className = "num";
+        text.textContent = values.map((v) => formatIndicatorValue(v, decimals)).join(" ");
+        item.append(name, text);
+        return item;
+      }),
+    );
   }
 }

@@ -1,16 +1,29 @@
 /**
  * Live kline frames of the shown view, merged into its bars: held back while a REST load is in
- * flight and then applied in order; each frame updates the newest bar or appends one.
+ * flight and then applied in order; each frame updates the newest bar or appends one. The bars
+ * kept are capped (a 1s view left open for a day would pile up 86,400): past the cap the oldest
+ * go, a batch at a time, never those in view; scrolling back loads them again.
  */
 import type { RawKline } from "./api.ts";
 import { barFromKline, type Bar, type BarStore } from "./bars.ts";
 import { pricePrecision } from "./format.ts";
 import { INTERVAL_MS, type Interval } from "./intervals.ts";
 
+/** Bars kept at most, once a batch of {@link DROP_BATCH} more has piled up on top. */
+export const BAR_CAP = 20_000;
+/** Dropping is a redraw of every series: done once per this many new bars, not per bar. */
+export const DROP_BATCH = 1_000;
+/** Bars before the first one in view that are never dropped (as History's paging margin). */
+export const KEEP_BEFORE_VIEW = 40;
+
 /** What live frames draw on: the chart (`CandleChart` in the page). */
 export interface LiveChart {
   update(bar: Bar): void;
   setPrecision(precision: number): void;
+  /** The oldest bars were dropped: these are the ones left. */
+  dropOlder(bars: readonly Bar[]): void;
+  /** Open times (Unix seconds) of the first and last bar in view, or null with none. */
+  visibleRange(): { from: number; to: number } | null;
 }
 
 export interface LiveEvents {
@@ -18,6 +31,13 @@ export interface LiveEvents {
   drawn(bar: Bar, result: "appended" | "replaced"): void;
   /** A bar arrived more than one interval after the newest one (both open times, in seconds). */
   hole(afterTime: number, beforeTime: number): void;
+  /** The oldest bars were dropped to keep within the cap. */
+  dropped(count: number): void;
+}
+
+export interface BarLimits {
+  cap: number;
+  batch: number;
 }
 
 export class LiveBars {
@@ -30,6 +50,7 @@ export class LiveBars {
     private readonly store: BarStore,
     private readonly chart: LiveChart,
     private readonly events: LiveEvents,
+    private readonly limits: BarLimits = { cap: BAR_CAP, batch: DROP_BATCH },
   ) {}
 
   /** Whether frames are being held back for a REST load. */
@@ -77,5 +98,18 @@ export class LiveBars {
     this.chart.update(bar);
     if (this.store.size === 1) this.chart.setPrecision(pricePrecision([k[1], k[2], k[3], k[4]]));
     this.events.drawn(bar, result);
+    if (result === "appended" && this.store.size > this.limits.cap + this.limits.batch) {
+      this.dropOldest();
+    }
+  }
+
+  /** Back to the cap, sparing the bars in view and a margin before them. */
+  private dropOldest(): void {
+    const view = this.chart.visibleRange();
+    const spared = view === null ? Infinity : this.store.countBefore(view.from) - KEEP_BEFORE_VIEW;
+    const count = this.store.dropOldest(Math.min(this.store.size - this.limits.cap, spared));
+    if (count === 0) return;
+    this.chart.dropOlder(this.store.bars);
+    this.events.dropped(count);
   }
 }

@@ -1,6 +1,7 @@
 /** The bottom bar, editor-style: data source, bars loaded, the clocks, and the chart's credit. */
 import type { Source } from "./api.ts";
-import { formatClock, zoneLabel } from "./format.ts";
+import type { Completeness } from "./completeness.ts";
+import { formatClock, formatCompleteness, zoneLabel } from "./format.ts";
 
 const SOURCE_NAMES: Record<Source, string> = {
   sim: "simulated",
@@ -14,6 +15,7 @@ const $ = (id: string): HTMLElement => document.getElementById(id) as HTMLElemen
 export class StatusBar {
   private readonly source = $("status-source");
   private readonly bars = $("status-bars");
+  private readonly seconds = $("status-seconds");
   private readonly local = $("status-local");
   private readonly utc = $("status-utc");
   private readonly zone = $("status-zone");
@@ -26,6 +28,20 @@ export class StatusBar {
   setBars(count: number, loadingOlder: boolean, complete: boolean): void {
     const suffix = loadingOlder ? " · loading older…" : complete ? " · all history" : "";
     this.bars.textContent = `${count.toLocaleString("en-US")} bars${suffix}`;
+  }
+
+  /** How many of the seconds the visible candles should hold are stored. */
+  setCompleteness(c: Completeness | null): void {
+    const n = (value: number) => value.toLocaleString("en-US");
+    this.seconds.hidden = c === null || c.expected === 0;
+    if (c === null || c.expected === 0) return;
+    this.seconds.dataset.complete = String(c.stored >= c.expected);
+    this.seconds.textContent = `seconds ${formatCompleteness(c.stored, c.expected)}`;
+    this.seconds.title =
+      `${n(c.stored)} of ${n(c.expected)} seconds stored in the visible range` +
+      (c.uncounted > 0
+        ? `; ${n(c.uncounted)} live bars not counted (their counts come by REST)`
+        : "");
   }
 
   tick(now: number): void {

@@ -11,6 +11,15 @@ export const theme = {
   down: "#e5534b",
   upVolume: "rgba(63, 182, 139, 0.42)",
   downVolume: "rgba(229, 83, 75, 0.42)",
+  /** Candles with seconds missing: hollow, their wicks dimmed. */
+  incompleteBody: "rgba(15, 17, 21, 0)",
+  incompleteUpWick: "rgba(63, 182, 139, 0.5)",
+  incompleteDownWick: "rgba(229, 83, 75, 0.5)",
+  /** Indicator lines, taken in order by the indicators switched on. */
+  studies: ["#e0af68", "#7aa2f7", "#bb9af7", "#7dcfff", "#ff9e64", "#9ece6a", "#f7768e", "#c0caf5"],
+  macd: "#7aa2f7",
+  macdSignal: "#ff9e64",
+  guide: "#4b515c",
   mono:
     'ui-monospace, "JetBrains Mono", "SF Mono", Menlo, Consolas, "DejaVu Sans Mono", ' +
     '"Liberation Mono", monospace',

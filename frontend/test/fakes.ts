@@ -2,6 +2,7 @@
 import type { KlineQuery, RawKline } from "../src/api.ts";
 import type { Bar } from "../src/bars.ts";
 import type { Clock } from "../src/clock.ts";
+import type { LinePoint, Study, StudySink } from "../src/indicators/studies.ts";
 import type { Interval } from "../src/intervals.ts";
 
 /** Let every settled promise's callbacks run (the fakes answer with resolved promises). */
@@ -172,6 +173,9 @@ export class FakeChart {
   bars: Bar[] = [];
   precision: number | undefined;
   nearOldest = false;
+  /** What `visibleRange` answers: null, nothing in view. */
+  view: { from: number; to: number } | null = null;
+  dropOlders = 0;
   shows = 0;
   setAlls = 0;
   updates = 0;
@@ -207,6 +211,15 @@ export class FakeChart {
   isNearOldest(): boolean {
     return this.nearOldest;
   }
+
+  dropOlder(bars: readonly Bar[]): void {
+    this.dropOlders++;
+    this.bars = [...bars];
+  }
+
+  visibleRange(): { from: number; to: number } | null {
+    return this.view;
+  }
 }
 
 /** Open times in seconds, for comparing bar lists. */
@@ -215,4 +228,33 @@ export const times = (bars: readonly Bar[]): number[] => bars.map((b) => b.time)
 /** Whether the open times step by exactly `seconds`, with no repeat and no hole. */
 export function contiguous(bars: readonly Bar[], seconds: number): boolean {
   return bars.every((b, i) => i === 0 || b.time - bars[i - 1]!.time === seconds);
+}
+
+/** The indicator lines as lightweight-charts would hold them, and how they were drawn. */
+export class FakeStudySink implements StudySink {
+  /** Per study, per line: the points drawn. */
+  lines: LinePoint[][][] = [];
+  layouts: string[][] = [];
+  setLines = 0;
+  updates = 0;
+
+  layout(studies: readonly Study[]): void {
+    this.layouts.push(studies.map((s) => s.spec.id));
+    this.lines = studies.map((s) => s.lines.map(() => []));
+  }
+
+  setLine(study: number, line: number, points: readonly LinePoint[]): void {
+    this.setLines++;
+    this.lines[study]![line] = [...points];
+  }
+
+  updateLine(study: number, line: number, time: number, value: number | null): void {
+    // As a series' update(): the same time replaces the last point, a later one appends.
+    this.updates++;
+    const points = this.lines[study]![line]!;
+    const last = points.at(-1);
+    if (last !== undefined && time < last.time) throw new Error("update older than the last");
+    if (last?.time === time) points.pop();
+    if (value !== null) points.push({ time, value });
+  }
 }

@@ -6,6 +6,7 @@ import {
   formatBarTime,
   formatCrosshairTime,
   formatChangePercent,
+  formatIndicatorValue,
   formatTick,
   pricePrecision,
   splitSymbol,
@@ -70,4 +71,16 @@ test("formatDecimal drops the exchange's padding zeros, keeps 2 decimals, never 
   assert.equal(formatDecimal("12345.67891234"), "12345.67891234");
   assert.equal(formatDecimal("42"), "42");
   assert.equal(formatDecimal("1.5"), "1.50");
+});
+
+test("indicator values round half away from zero as written, despite binary noise", () => {
+  assert.equal(formatIndicatorValue(61400.634999999995, 2), "61400.64");
+  assert.equal(formatIndicatorValue(61400.63500000001, 2), "61400.64");
+  assert.equal(formatIndicatorValue(62036.16499981568, 2), "62036.16");
+  assert.equal(formatIndicatorValue(-12.345, 2), "-12.35");
+  assert.equal(formatIndicatorValue(-0.001, 2), "0.00");
+  assert.equal(formatIndicatorValue(55.5, 0), "56");
+  assert.equal(formatIndicatorValue(0.000012345, 8), "0.00001235");
+  assert.equal(formatIndicatorValue(null, 2), "—");
+  assert.equal(formatIndicatorValue(Number.NaN, 2), "—");
 });

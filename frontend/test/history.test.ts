@@ -4,7 +4,7 @@ import { ApiRejected, ApiUnavailable, KLINES_MAX_LIMIT, type RawKline } from "..
 import { BarStore } from "../src/bars.ts";
 import type { ChartState, ChartStateDetail } from "../src/chart-state.ts";
 import { HOLE_FILL_DELAY_MS, History } from "../src/history.ts";
-import { LiveBars } from "../src/live.ts";
+import { LiveBars, type BarLimits } from "../src/live.ts";
 import {
   FakeChart,
   FakeClock,
@@ -20,7 +20,11 @@ const MINUTE = 60_000;
 /** Open time of the newest stored minute in the fake API. */
 const NOW = 1_700_000_040_000 - (1_700_000_040_000 % MINUTE);
 
-function setup(klines: RawKline[] = series(NOW - 2_499 * MINUTE, 2_500), symbols: string[] = []) {
+function setup(
+  klines: RawKline[] = series(NOW - 2_499 * MINUTE, 2_500),
+  symbols: string[] = [],
+  limits?: BarLimits,
+) {
   const clock = new FakeClock(NOW + 30_000);
   const api = new FakeKlinesApi(klines);
   const store = new BarStore();
@@ -29,10 +33,16 @@ function setup(klines: RawKline[] = series(NOW - 2_499 * MINUTE, 2_500), symbols
   const follows: string[] = [];
   const log = { cleared: 0, loaded: 0, counted: 0 };
   // The page's live feed: its frames go through the LiveBars that History holds and releases.
-  const live = new LiveBars(store, chart, {
-    hole: (after, before) => history.fillHole(after, before),
-    drawn: () => history.liveBarShown(),
-  });
+  const live = new LiveBars(
+    store,
+    chart,
+    {
+      hole: (after, before) => history.fillHole(after, before),
+      drawn: () => history.liveBarShown(),
+      dropped: () => history.olderDropped(),
+    },
+    limits,
+  );
   const history: History = new History({
     fetchKlines: api.fetch,
     clock,
@@ -342,4 +352,28 @@ test("a live bar after a hole fetches the bars in between once, 1.5 s later", as
   clock.advance(HOLE_FILL_DELAY_MS);
   await settle();
   assert.equal(api.calls.length, 3);
+});
+
+test("bars dropped for the cap load again when scrolled back to", async () => {
+  const { api, store, chart, history, live } = setup(series(NOW - 29 * MINUTE, 30), [], {
+    cap: 25,
+    batch: 5,
+  });
+  await history.open("BTCUSDT", "1m");
+  assert.equal(history.complete, true);
+  live.apply(kline(NOW + MINUTE));
+  assert.equal(store.size, 25, "31 bars: back to the cap");
+  const first = store.bars[0]!.time;
+  assert.equal(history.complete, false, "older bars exist again");
+
+  chart.nearOldest = true;
+  await history.loadOlder();
+  assert.deepEqual(api.calls.at(-1)?.query, {
+    endTime: first * 1000 - 1,
+    limit: KLINES_MAX_LIMIT,
+  });
+  assert.equal(store.size, 31);
+  assert.ok(contiguous(store.bars, 60));
+  assert.deepEqual(times(chart.bars), times(store.bars));
+  assert.equal(history.complete, true);
 });

@@ -1,24 +1,31 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { BarStore, barFromKline } from "../src/bars.ts";
-import { LiveBars } from "../src/live.ts";
+import { BAR_CAP, DROP_BATCH, LiveBars, type BarLimits } from "../src/live.ts";
 import { FakeChart, kline, series, times } from "./fakes.ts";
 
 const T = 1_700_000_040_000;
 const MINUTE = 60_000;
 
-function setup(stored = series(T - 9 * MINUTE, 10)) {
+function setup(stored = series(T - 9 * MINUTE, 10), limits?: BarLimits) {
   const store = new BarStore();
   store.reset(stored.map(barFromKline));
   const chart = new FakeChart();
   chart.bars = [...store.bars];
   const drawn: string[] = [];
   const holes: [number, number][] = [];
-  const live = new LiveBars(store, chart, {
-    drawn: (bar, result) => drawn.push(`${bar.time} ${result}`),
-    hole: (after, before) => holes.push([after, before]),
-  });
-  return { store, chart, drawn, holes, live };
+  const dropped: number[] = [];
+  const live = new LiveBars(
+    store,
+    chart,
+    {
+      drawn: (bar, result) => drawn.push(`${bar.time} ${result}`),
+      hole: (after, before) => holes.push([after, before]),
+      dropped: (count) => dropped.push(count),
+    },
+    limits,
+  );
+  return { store, chart, drawn, holes, dropped, live };
 }
 
 test("frames held back during a load apply in order on release, later ones at once", () => {
@@ -91,4 +98,61 @@ test("REST klines released with the held frames go first: the live ones are newe
   assert.equal(store.size, 14);
   assert.equal(store.last?.raw.close, "104.00");
   assert.deepEqual(holes, []);
+});
+
+test("past the cap and a batch, the oldest bars go at once, back to the cap", () => {
+  const { store, chart, dropped, live } = setup(series(T - 9 * MINUTE, 10), { cap: 12, batch: 3 });
+  live.release();
+  for (let i = 1; i <= 5; i++) live.apply(kline(T + i * MINUTE));
+  assert.equal(store.size, 15, "within the cap and its batch");
+  assert.equal(chart.dropOlders, 0);
+  live.apply(kline(T + 6 * MINUTE));
+  assert.equal(store.size, 12);
+  assert.deepEqual(dropped, [4]);
+  assert.equal(chart.dropOlders, 1);
+  assert.deepEqual(times(chart.bars), times(store.bars));
+  assert.equal(store.first?.time, (T - 5 * MINUTE) / 1000);
+  assert.equal(store.at((T - 9 * MINUTE) / 1000), undefined, "dropped from the index too");
+  // Live updates of the newest bar never drop.
+  live.apply(kline(T + 6 * MINUTE, "101.00"));
+  assert.equal(store.size, 12);
+});
+
+test("bars in view, and a margin before them, are never dropped", () => {
+  const { store, chart, dropped, live } = setup(series(T - 99 * MINUTE, 100), {
+    cap: 10,
+    batch: 5,
+  });
+  live.release();
+  // Scrolled back: the view starts at the 61st bar, so 60 - 40 = 20 may go.
+  chart.view = { from: (T - 39 * MINUTE) / 1000, to: (T - 20 * MINUTE) / 1000 };
+  live.apply(kline(T + MINUTE));
+  assert.deepEqual(dropped, [20]);
+  assert.equal(store.first?.time, (T - 79 * MINUTE) / 1000);
+  assert.equal(store.countBefore(chart.view.from), 40);
+  // Nothing more may go while the view stays there.
+  live.apply(kline(T + 2 * MINUTE));
+  assert.deepEqual(dropped, [20]);
+});
+
+test("a 1s view left open for a day keeps at most the cap and a batch of bars", () => {
+  const store = new BarStore();
+  const chart = new FakeChart();
+  let dropped = 0;
+  const live = new LiveBars(store, chart, {
+    drawn: () => undefined,
+    hole: () => undefined,
+    dropped: (count) => (dropped += count),
+  });
+  live.interval = "1s";
+  live.release();
+  let most = 0;
+  for (let s = 0; s < 86_400; s++) {
+    live.apply(kline(T + s * 1000, "100.00", 1000));
+    most = Math.max(most, store.size);
+  }
+  assert.ok(most <= BAR_CAP + DROP_BATCH, `${most} bars at most`);
+  assert.equal(store.size + dropped, 86_400);
+  assert.equal(chart.bars.length, store.size);
+  assert.equal(store.last?.time, (T + 86_399_000) / 1000);
 });
