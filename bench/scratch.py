@@ -15,12 +15,12 @@ import psycopg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
+from cryptochart.core.database import with_dbname
 from cryptochart.core.settings import Settings
 from cryptochart.core.topics import ensure_topics
-from cryptochart.db.migrate import Flavour, migrate
-from cryptochart.db.partitions import maintain
+from cryptochart.db.migrate import Flavour, migrate_configured
 
 RUN_TOKEN = secrets.token_hex(3)  # one per `python -m bench`, in every name it creates
 SHORT: dict[Flavour, str] = {"timescaledb": "ts", "postgres": "pg"}
@@ -28,11 +28,6 @@ SHORT: dict[Flavour, str] = {"timescaledb": "ts", "postgres": "pg"}
 
 def dbname(settings: Settings) -> str:
     return str(conninfo_to_dict(settings.database_url)["dbname"])
-
-
-def with_dbname(url: str, dbname: str, **overrides: str) -> str:
-    params = {**conninfo_to_dict(url), "dbname": dbname, **overrides}
-    return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
 
 
 @contextmanager
@@ -45,32 +40,12 @@ def scratch_settings(
     with psycopg.connect(base.database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = with_dbname(base.database_url, name)
-    settings = replace(
-        base,
-        database_url=url,
-        api_database_url=with_dbname(url, name, user="cryptochart_api"),
-        klines_topic=f"{name}.klines",
-        dead_letter_topic=f"{name}.dead-letter",
-        inserter_group=f"{name}.inserter",
-        inserter_instance_id="",
-        db_flavour=flavour,
-        **changes,  # type: ignore[arg-type]
-    )
+    settings = replace(base.on_database(url), db_flavour=flavour, **changes)  # type: ignore[arg-type]
     try:
         with psycopg.connect(url) as conn:
-            migrated = migrate(
-                conn,
-                settings.retention_1s,
-                settings.retention_aggregates,
-                flavour,
-                use_partman=settings.use_partman,
-                compress_after=settings.compress_after,
-                compress_aggregates_after=settings.compress_aggregates_after,
-            )
+            migrated = migrate_configured(conn, settings, flavour)
             if migrated.flavour != flavour:
                 raise RuntimeError(f"{name} was migrated as {migrated.flavour}, not {flavour}")
-            if flavour == "postgres":
-                maintain(conn)
         ensure_topics(settings)
         yield settings
     finally:

@@ -27,7 +27,8 @@ from psycopg import sql
 
 from bench import klines as sim
 from bench.results import Outcome, RunOptions, ratio
-from bench.scratch import RUN_TOKEN, with_dbname
+from bench.scratch import RUN_TOKEN
+from cryptochart.core.database import with_dbname
 from cryptochart.core.kline import Kline
 from cryptochart.core.settings import Settings
 from cryptochart.db.migrate import Flavour, migrate

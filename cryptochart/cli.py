@@ -30,21 +30,10 @@ def _services(args: argparse.Namespace, settings: Settings) -> int:
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     from cryptochart.core.database import connect
     from cryptochart.core.topics import ensure_topics
-    from cryptochart.db.migrate import migrate
-    from cryptochart.db.partitions import maintain
+    from cryptochart.db.migrate import migrate_configured
 
     with connect(settings.database_url) as conn:
-        result = migrate(
-            conn,
-            settings.retention_1s,
-            settings.retention_aggregates,
-            args.flavour or settings.db_flavour,
-            use_partman=settings.use_partman,
-            compress_after=settings.compress_after,
-            compress_aggregates_after=settings.compress_aggregates_after,
-        )
-        if result.flavour == "postgres":
-            maintain(conn)
+        result = migrate_configured(conn, settings, args.flavour)
     applied = ", ".join(result.applied) or "nothing new"
     print(f"schema ({result.flavour}): applied {applied}")
     if not args.skip_topics:

@@ -133,6 +133,27 @@ def migrate(
         conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_ID,))
 
 
+def migrate_configured(
+    conn: psycopg.Connection[tuple[object, ...]], settings: Settings, flavour: str | None = None
+) -> MigrationResult:
+    """:func:`migrate` with ``settings``' retention, compression and partition choices, and the
+    plain flavour's partitions made for today; ``flavour`` overrides the setting."""
+    from cryptochart.db.partitions import maintain
+
+    result = migrate(
+        conn,
+        settings.retention_1s,
+        settings.retention_aggregates,
+        flavour or settings.db_flavour,
+        use_partman=settings.use_partman,
+        compress_after=settings.compress_after,
+        compress_aggregates_after=settings.compress_aggregates_after,
+    )
+    if result.flavour == "postgres":
+        maintain(conn)
+    return result
+
+
 def schema_flavour(conn: psycopg.Connection[tuple[object, ...]]) -> Flavour:
     """The flavour a migrated database was built with."""
     row = conn.execute("SELECT flavour FROM schema_migrations LIMIT 1").fetchone()

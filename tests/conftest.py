@@ -16,12 +16,12 @@ from dataclasses import replace
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from cryptochart.core.database import Conn
+from cryptochart.core.database import with_dbname as with_dbname
 from cryptochart.core.settings import Settings
 from cryptochart.core.topics import ensure_topics
-from cryptochart.db.migrate import FLAVOURS, Flavour, detect_flavour, migrate
+from cryptochart.db.migrate import FLAVOURS, Flavour, detect_flavour, migrate_configured
 from cryptochart.devservices import local
 
 
@@ -58,11 +58,6 @@ def services(base_settings: Settings) -> list[str]:
     return local.up(base_settings)
 
 
-def with_dbname(url: str, dbname: str, **overrides: str) -> str:
-    params = {**conninfo_to_dict(url), "dbname": dbname, **overrides}
-    return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
-
-
 @pytest.fixture(scope="session")
 def database_factory(
     services: list[str], base_settings: Settings
@@ -89,12 +84,18 @@ def database_factory(
 
 def migrated(settings: Settings, url: str, flavour: Flavour | None = None) -> None:
     with psycopg.connect(url) as conn:
-        migrate(
-            conn,
-            settings.retention_1s,
-            settings.retention_aggregates,
-            flavour or settings.db_flavour,
-        )
+        migrate_configured(conn, settings, flavour)
+
+
+def provisioned(
+    base: Settings, url: str, flavour: Flavour, instance_id: str = "", **changes: object
+) -> Settings:
+    """``base`` on the empty database at ``url``, migrated to ``flavour``, with Kafka topics
+    and a consumer group of its own."""
+    ours = replace(base.on_database(url, instance_id), db_flavour=flavour, **changes)  # type: ignore[arg-type]
+    migrated(ours, url)
+    ensure_topics(ours)
+    return ours
 
 
 @pytest.fixture(scope="session", params=flavours_under_test())
@@ -121,20 +122,7 @@ def settings(
     base_settings: Settings, database_factory: Callable[[str], str], flavour: Flavour
 ) -> Settings:
     """Settings of this test session and flavour: its own migrated database and Kafka topics."""
-    url = database_factory(f"main_{flavour}")
-    suffix = conninfo_to_dict(url)["dbname"]
-    ours = replace(
-        base_settings,
-        database_url=url,
-        klines_topic=f"{suffix}.klines",
-        dead_letter_topic=f"{suffix}.dead-letter",
-        inserter_group=f"{suffix}.inserter",
-        api_database_url=with_dbname(url, str(suffix), user="cryptochart_api"),
-        db_flavour=flavour,
-    )
-    migrated(ours, url)
-    ensure_topics(ours)
-    return ours
+    return provisioned(base_settings, database_factory(f"main_{flavour}"), flavour)
 
 
 @pytest.fixture

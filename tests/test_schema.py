@@ -7,11 +7,11 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from cryptochart.core.database import Conn
+from cryptochart.core.database import Conn, with_dbname
 from cryptochart.core.settings import Settings
 from cryptochart.db.migrate import Flavour, discover, migrate
 from cryptochart.db.partitions import maintain
-from tests.conftest import skip_unless, with_dbname
+from tests.conftest import skip_unless
 
 KLINE_COLUMNS = {
     "symbol": "text",

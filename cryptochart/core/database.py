@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 Conn = psycopg.Connection[tuple[object, ...]]
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
@@ -23,6 +23,12 @@ def describe(url: str) -> str:
         return "<unparsable URL>"
     host = f"{p.get('host', 'localhost')}:{p.get('port', 5432)}"
     return f"{p.get('user', '')}@{host}/{p.get('dbname', '')}"
+
+
+def with_dbname(url: str, dbname: str, **overrides: str) -> str:
+    """``url`` naming database ``dbname`` instead (and any other parameter in ``overrides``)."""
+    params = {**conninfo_to_dict(url), "dbname": dbname, **overrides}
+    return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
 
 
 def connect(url: str, timeout: int = 10) -> Conn:

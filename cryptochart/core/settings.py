@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
@@ -90,6 +90,23 @@ class Settings:
             if text:  # empty means the default, as in from_env
                 env[name] = text
         return env
+
+    def on_database(self, url: str, instance_id: str = "") -> Settings:
+        """These settings moved to the database at ``url``, with Kafka topics and a consumer group
+        named after it: a pipeline of its own beside others on the same servers. Every URL
+        derived from the main one (empty) follows it."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        name = conninfo_to_dict(url)["dbname"]
+        return replace(
+            self,
+            database_url=url,
+            api_database_url="",
+            klines_topic=f"{name}.klines",
+            dead_letter_topic=f"{name}.dead-letter",
+            inserter_group=f"{name}.inserter",
+            inserter_instance_id=instance_id,
+        )
 
     @property
     def api_dsn(self) -> str:

@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,12 +27,10 @@ from playwright.sync_api import (
     WebSocket,
     sync_playwright,
 )
-from psycopg.conninfo import conninfo_to_dict
 
 from cryptochart.core.settings import Settings
-from cryptochart.core.topics import ensure_topics
 from tests.api_server import free_port
-from tests.conftest import migrated, with_dbname
+from tests.conftest import provisioned
 from tests.pipeline import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,19 +77,7 @@ class Stack:
 def _own_settings(settings: Settings, database_factory: Callable[[str], str]) -> Settings:
     """The session's settings with a database and topics of the browser tests' own."""
     url = database_factory(f"browser_{settings.db_flavour}")
-    name = str(conninfo_to_dict(url)["dbname"])
-    ours = replace(
-        settings,
-        database_url=url,
-        api_database_url=with_dbname(url, name, user="cryptochart_api"),
-        klines_topic=f"{name}.klines",
-        dead_letter_topic=f"{name}.dead-letter",
-        inserter_group=f"{name}.inserter",
-        inserter_instance_id="",
-    )
-    migrated(ours, url)
-    ensure_topics(ours)
-    return ours
+    return provisioned(settings, url, settings.db_flavour)  # type: ignore[arg-type]
 
 
 def _start(settings: Settings, logs: dict[str, Path], *args: str) -> subprocess.Popen[bytes]:

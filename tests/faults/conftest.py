@@ -21,11 +21,10 @@ from confluent_kafka.admin import AdminClient
 from psycopg import sql
 
 from cryptochart.core.settings import Settings
-from cryptochart.core.topics import ensure_topics
 from cryptochart.db.migrate import Flavour
 from cryptochart.devservices.kafka import LocalKafka
 from cryptochart.devservices.postgres import LocalPostgres
-from tests.conftest import migrated, with_dbname
+from tests.conftest import provisioned, with_dbname
 from tests.faults.stages import Stages, free_port
 
 Scenario = Callable[..., Settings]
@@ -72,19 +71,7 @@ def scenario(
             owned.append(str(psycopg.conninfo.conninfo_to_dict(url)["dbname"]))
         assert isinstance(url, str)
         name = str(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
-        settings = replace(
-            base_settings,
-            database_url=url,
-            api_database_url=with_dbname(url, name, user="cryptochart_api"),
-            klines_topic=f"{name}.klines",
-            dead_letter_topic=f"{name}.dead-letter",
-            inserter_group=f"{name}.inserter",
-            inserter_instance_id=f"{name}.inserter-1",
-            db_flavour=flavour,
-            **changes,  # type: ignore[arg-type]
-        )
-        migrated(settings, url)
-        ensure_topics(settings)
+        settings = provisioned(base_settings, url, flavour, f"{name}.inserter-1", **changes)
         made.append(settings)
         return settings
 

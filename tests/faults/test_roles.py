@@ -17,11 +17,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from cryptochart.core.database import Conn
+from cryptochart.core.database import Conn, with_dbname
 from cryptochart.core.settings import Settings
 from cryptochart.ingest.inserter import staging_rows, write_batch
 from cryptochart.ingest.minute_job import MinuteJob
-from tests.conftest import with_dbname
 from tests.faults.conftest import Scenario
 from tests.faults.expected import past_start, sim_klines
 

@@ -19,8 +19,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from cryptochart.core.database import with_dbname
 from cryptochart.core.settings import Settings
-from tests.conftest import with_dbname
 from tests.faults.conftest import PrivateServices, Scenario
 from tests.faults.expected import SECOND_MS, by_key, past_start
 from tests.faults.stages import Stages, backfill, log_shows, supervised, while_alive
