@@ -64,24 +64,29 @@ def price_places(series: list[Kline]) -> int:
 
 async def test_a_thousand_symbols_flat_out_cost_little() -> None:
     symbols = [f"SYM{i}USDT" for i in range(1000)]
-    started = time.perf_counter()
+    # CPU time, not wall time: what the generation costs, whatever else the machine runs.
+    started = time.process_time()
     klines = await klines_of(SimulatedSource(symbols, 1, speed=None, start_ms=START, count=10))
-    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - started
     assert len(klines) == 10_000
     assert {k.symbol for k in klines} == set(symbols)
     assert klines[-1].open_time == START + 9_000
-    assert elapsed < 2.0, f"{elapsed:.2f}s for 10,000 klines"
+    # Flat out never waits for the clock: each kline's event time is its own close.
+    assert all(k.event_time == k.open_time + 1000 for k in klines)
+    assert cpu < 2.0, f"{cpu:.2f} CPU seconds for 10,000 klines"
 
 
 async def test_live_klines_follow_the_clock_for_a_thousand_symbols() -> None:
     symbols = [f"SYM{i}USDT" for i in range(1000)]
+    asked = int(time.time()) * 1000
     klines = await klines_of(SimulatedSource(symbols, 1), limit=1000)
     received = time.time() * 1000
     open_time = klines[0].open_time
     assert open_time % 1000 == 0
+    assert open_time >= asked  # the current second, not history
     assert {k.open_time for k in klines} == {open_time}  # one closed kline per symbol per second
     assert all(k.event_time >= k.close_time + 1 for k in klines)  # sent after the second closed
-    assert 0 <= received - (open_time + 1000) < 500  # just after the second closed
+    assert received >= open_time + 1000  # not before the second closed
 
 
 async def test_until_bounds_the_flat_out_run() -> None:
