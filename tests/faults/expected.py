@@ -82,11 +82,12 @@ def candles(klines: Iterable[Kline], bucket_ms: int = MINUTE_MS) -> dict[Key, Ro
     return out
 
 
-def final_minutes(klines: Sequence[Kline]) -> Callable[[Key], bool]:
-    """Whether a minute is before its symbol's last (still open) minute of ``klines``."""
+def final_buckets(klines: Sequence[Kline], bucket_ms: int = MINUTE_MS) -> Callable[[Key], bool]:
+    """Whether a bucket is before its symbol's last (possibly still open) bucket of ``klines``:
+    no later kline of that symbol can change it."""
     last: dict[str, int] = {}
     for k in klines:
-        last[k.symbol] = max(last.get(k.symbol, 0), minute_start(k.open_time))
+        last[k.symbol] = max(last.get(k.symbol, 0), k.open_time - k.open_time % bucket_ms)
     return lambda key: key[1] < last.get(key[0], 0)
 
 

@@ -168,6 +168,13 @@ class Stages:
                 print(f"==== {stage.name} ({stage.log_path}) ====\n{stage.tail(40)}")
 
 
+def assert_alive(*running: Stage) -> None:
+    """Each of ``running`` is still up: a stage that died on the way fails the scenario even when
+    what it left behind looks right."""
+    for stage in running:
+        assert stage.alive, f"{stage.name} exited during the scenario:\n{stage.tail()}"
+
+
 def backfill(stages: Stages, settings: Settings, start_ms: int, seconds: int) -> list[Kline]:
     """`cryptochart backfill --source sim` of [start_ms, +seconds) for ``settings.symbols``, run
     to its end; returns the klines it published."""

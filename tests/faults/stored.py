@@ -6,7 +6,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from cryptochart.core.database import connect
 from cryptochart.core.kline import Kline
-from tests.faults.expected import LEVELS, SECOND_MS, Key, Row, by_key, candles
+from tests.faults.expected import (
+    LEVELS,
+    SECOND_MS,
+    Key,
+    Row,
+    by_key,
+    candles,
+    final_buckets,
+)
 from tests.faults.waiting import poll_until
 
 _ROW_SQL = """SELECT symbol, (extract(epoch FROM open_time) * 1000)::bigint,
@@ -89,6 +97,40 @@ def assert_landed_exactly(
     for level in levels:
         expected = candles(klines, LEVELS[level])
         poll_until(matches(url, f"kline_{level}", expected), timeout, f"kline_{level} = Python's")
+
+
+def assert_final_levels(
+    url: str,
+    klines: Sequence[Kline],
+    min_minutes: int,
+    required: Iterable[str] = ("1m",),
+    timeout: float = 60.0,
+) -> dict[str, int]:
+    """Wait for every level to hold exactly Python's aggregation of ``klines`` in each final
+    bucket (before its symbol's last one). Every symbol must have at least ``min_minutes`` final
+    minutes, and each ``required`` level at least one final bucket, so the comparison is never
+    empty; a level the klines do not span is compared where it has final buckets (none: skipped).
+    Returns the candles compared per level."""
+    compared: dict[str, int] = {}
+    symbols = {k.symbol for k in klines}
+    for level, bucket_ms in LEVELS.items():
+        final = final_buckets(klines, bucket_ms)
+        wanted = {key: row for key, row in candles(klines, bucket_ms).items() if final(key)}
+        if level == "1m":
+            per_symbol = {s: sum(1 for key in wanted if key[0] == s) for s in symbols}
+            assert min(per_symbol.values(), default=0) >= min_minutes, (
+                f"the run spans too few final minutes to compare: {per_symbol}, "
+                f"at least {min_minutes} per symbol wanted"
+            )
+        assert wanted or level not in required, f"no final {level} bucket to compare"
+        if wanted:
+            poll_until(
+                matches_where(url, f"kline_{level}", wanted, final),
+                timeout,
+                f"kline_{level} = Python's aggregation, for every final bucket",
+            )
+        compared[level] = len(wanted)
+    return compared
 
 
 def aggregated_checkpoints(url: str) -> int:

@@ -18,18 +18,23 @@ import pytest
 
 from cryptochart.core.settings import Settings
 from tests.faults.conftest import PrivateServices, Scenario
-from tests.faults.expected import SECOND_MS, candles, final_minutes, live_sim_klines
-from tests.faults.stages import Stages, supervised
+from tests.faults.expected import SECOND_MS, live_sim_klines
+from tests.faults.stages import Stages, assert_alive, supervised
 from tests.faults.stored import (
+    assert_final_levels,
     assert_landed_exactly,
     count_rows,
     covered,
     first_second,
-    matches_where,
 )
 from tests.faults.waiting import exceeds, poll_until
 
 CATCH_UP = 10.0  # seconds after a service returns by which the inserter must have caught up
+# The producer starts this far in the past (generated at once, then live as one walk), so every
+# run spans a minute boundary: at least one final minute per symbol to compare. The long runs
+# start 5.5 minutes back, so they span a 5-minute boundary and five whole minutes too.
+SHORT_HISTORY, SHORT_MINUTES = 70, 1
+LONG_HISTORY, LONG_MINUTES = 330, 5
 
 
 def run_live_pipeline_through(
@@ -39,9 +44,11 @@ def run_live_pipeline_through(
     takes a service away and brings it back; returns each catch-up time (seconds)."""
     url, names = settings.database_url, settings.symbols
     rows = partial(count_rows, url, "kline_1s", names)
-    stages.cli("aggregator", settings, "aggregate")
+    long = len(outages) > 1
+    history = LONG_HISTORY if long else SHORT_HISTORY
+    aggregator = stages.cli("aggregator", settings, "aggregate")
     inserter = stages.cli("inserter", settings, "insert")
-    producer = stages.cli("producer", settings, "produce", "--source=sim")
+    producer = stages.cli("producer", settings, "produce", "--source=sim", f"--history={history}")
     poll_until(lambda: first_second(url, names), 30, "the first klines of every symbol")
     first = first_second(url, names)
     assert first is not None
@@ -72,12 +79,16 @@ def run_live_pipeline_through(
 
     expected = live_sim_klines(names, settings.sim_seed, first, counts["closed"])
     assert_landed_exactly(url, expected, levels=[])
-    poll_until(
-        matches_where(url, "kline_1m", candles(expected), final_minutes(expected)),
-        60,
-        "kline_1m = Python's aggregation, for every final minute",
+    compared = assert_final_levels(
+        url,
+        expected,
+        LONG_MINUTES if long else SHORT_MINUTES,
+        ("1m", "5m") if long else ("1m",),
     )
+    print(f"\nfinal candles compared: {compared}")
+    assert_alive(aggregator, inserter)
     assert inserter.stop() == 0, inserter.tail()
+    assert aggregator.stop() == 0, aggregator.tail()
     assert producer.starts == 1, "the producer rode the outages out"
     if inserter.starts > 1:
         print(f"\nthe inserter ended and was started again {inserter.starts - 1} times")
