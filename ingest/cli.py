@@ -98,6 +98,43 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    from cryptochart.ingest.audit import (
+        AuditRequest,
+        audit,
+        default_end_ms,
+        repair,
+        report_lines,
+        summary,
+        unrepaired,
+    )
+    from cryptochart.ingest.backfill import parse_time
+
+    symbols = parse_symbols(args.symbols) if args.symbols else settings.symbols
+    start = parse_time(args.from_) if args.from_ else None
+    end = parse_time(args.to) if args.to else default_end_ms()
+    if start is not None and start >= end:
+        raise ValueError("--from must be before --to")
+    request = AuditRequest(symbols, start, end)
+    found = audit(settings, request)
+    for line in report_lines(found):
+        print(line)
+    print(f"audit: {summary(found)}")
+    if args.repair and any(g.missing for g in found):
+        report = repair(settings, found, args.wait)
+        print(
+            f"repair: published {report.published} klines from {settings.binance_rest_url}"
+            + (f", rejected {report.rejected}" if report.rejected else "")
+        )
+        for failure in report.failed:
+            print(f"repair: could not get {failure}")
+        found = audit(settings, request)
+        print(f"after repair: {summary(found)}")
+        for line in unrepaired(found):
+            print(f"could not repair: {line}")
+    return 0 if all(g.complete for g in found) else 1
+
+
 def add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--source",
@@ -156,6 +193,39 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="then wait up to SECONDS for storage and aggregation",
     )
     backfill.set_defaults(run=_backfill)
+
+    audit = sub.add_parser(
+        "audit",
+        help="find (and repair) missing seconds of kline_1s",
+        description="Per symbol and UTC day: the seconds kline_1s should hold, holds and lacks "
+        "(as ranges) and the minutes of kline_1m under 60 seconds. Expected are the whole "
+        "seconds from --from (default: the symbol's first stored second) to --to (default: the "
+        "start of the current minute), never older than CRYPTOCHART_RETENTION_1S. With --repair "
+        "the missing ranges are fetched from Binance REST and sent through Kafka, stored by the "
+        "running inserter and re-aggregated by the minute job, then audited again. Exit status "
+        "0 when nothing is missing, 1 when gaps remain.",
+    )
+    audit.add_argument(
+        "--symbols", help="comma-separated symbols, or a count (default: CRYPTOCHART_SYMBOLS)"
+    )
+    audit.add_argument(
+        "--from",
+        dest="from_",
+        metavar="TIME",
+        help="start: 2024-03-01T00:00 (UTC), Unix ms, or -1h / -30m (default: first stored)",
+    )
+    audit.add_argument("--to", metavar="TIME", help="end, exclusive (default: this minute)")
+    audit.add_argument(
+        "--repair", action="store_true", help="fetch the missing ranges from the exchange"
+    )
+    audit.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        default=300,
+        help="with --repair: how long to wait for storage and aggregation (default: 300)",
+    )
+    audit.set_defaults(run=_audit)
 
     insert = sub.add_parser(
         "insert",
