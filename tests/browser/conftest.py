@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -51,6 +52,7 @@ SIM_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
 HISTORY_SECONDS = 3600
 HOUR_OF_MINUTES = HISTORY_SECONDS // 60 - 1  # 1m candles of that hour; the oldest may be partial
 DESKTOP: ViewportSize = {"width": 1400, "height": 850}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 STARTUP_TIMEOUT = 45.0
 
 
@@ -239,13 +241,14 @@ class BrowserPage:
         return _decode(payload)
 
 
-@pytest.fixture
-def chart_page(
-    browser: Browser, stack: Stack, request: pytest.FixtureRequest
+@contextmanager
+def _page(
+    browser: Browser, stack: Stack, request: pytest.FixtureRequest, **options: Any
 ) -> Iterator[BrowserPage]:
-    """A desktop-sized dark page in UTC+1; on failure its screenshot goes to tests/artifacts."""
+    """A dark page in UTC+1 with ``options`` (viewport, touch); on failure its screenshot goes
+    to tests/artifacts."""
     context = browser.new_context(
-        viewport=DESKTOP, color_scheme="dark", timezone_id="Europe/Berlin", locale="en-GB"
+        color_scheme="dark", timezone_id="Europe/Berlin", locale="en-GB", **options
     )
     context.set_default_timeout(15_000)
     page = context.new_page()
@@ -262,6 +265,32 @@ def chart_page(
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=ARTIFACTS / f"failed-{request.node.name}.png")
         context.close()
+
+
+@pytest.fixture
+def chart_page(
+    browser: Browser, stack: Stack, request: pytest.FixtureRequest
+) -> Iterator[BrowserPage]:
+    """The page on a desktop-sized screen."""
+    with _page(browser, stack, request, viewport=DESKTOP) as view:
+        yield view
+
+
+@pytest.fixture
+def phone_page(
+    browser: Browser, stack: Stack, request: pytest.FixtureRequest
+) -> Iterator[BrowserPage]:
+    """The page on a phone's screen, touch only."""
+    with _page(
+        browser,
+        stack,
+        request,
+        viewport=PHONE,
+        device_scale_factor=3,
+        is_mobile=True,
+        has_touch=True,
+    ) as view:
+        yield view
 
 
 @pytest.hookimpl(wrapper=True)

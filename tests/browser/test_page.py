@@ -8,8 +8,6 @@ walk never overwrites them) and run last, so the screenshot's sidebar lists the 
 from __future__ import annotations
 
 import re
-import time
-from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -17,28 +15,23 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
-from cryptochart.core.kline import Kline
 from tests.browser.conftest import (
     ARTIFACTS,
     HOUR_OF_MINUTES,
+    PHONE,
     SIM_SYMBOLS,
     BrowserPage,
     Frame,
     Stack,
 )
-from tests.pipeline import produce, wait_for
+from tests.browser.views import second, seed, state, wait_ready
+from tests.pipeline import produce
 
 pytestmark = pytest.mark.browser
 
 UP = (0x3F, 0xB6, 0x8B)  # theme.up and theme.down: the candle bodies' colours
 DOWN = (0xE5, 0x53, 0x4B)
 PRICE = re.compile(r"^\d+\.\d+$")
-
-READY = """(want) => {
-  const s = window.__cryptochart;
-  return s.symbol === want.symbol && s.interval === want.interval && s.chartState === "ready"
-    && s.barCount >= want.bars && s.connection === "open" && s.symbols.includes(want.symbol);
-}"""
 
 # Size of each canvas of the chart (lightweight-charts stacks a few per pane) and how many of its
 # pixels have a candle colour: an unsized or blank chart has none.
@@ -57,22 +50,6 @@ CANVASES = """(colours) =>
   const box = c.getBoundingClientRect();
   return { width: box.width, height: box.height, candle };
 })"""
-
-
-def state(view: BrowserPage) -> dict[str, Any]:
-    snapshot: dict[str, Any] = view.page.evaluate("() => window.__cryptochart")
-    return snapshot
-
-
-def wait_ready(view: BrowserPage, symbol: str, interval: str, bars: int = 1) -> dict[str, Any]:
-    """Wait until the page shows ``symbol`` at ``interval`` with ``bars`` loaded, live, and
-    the sidebar lists it."""
-    want = {"symbol": symbol, "interval": interval, "bars": bars}
-    try:
-        view.page.wait_for_function(READY, arg=want, timeout=15_000)
-    except Exception as exc:
-        raise AssertionError(f"page not ready for {want}: {state(view)}") from exc
-    return state(view)
 
 
 def by_candles(canvas: dict[str, Any]) -> int:
@@ -138,7 +115,7 @@ def test_page_loads_draws_the_chart_and_lists_the_symbols(chart_page: BrowserPag
 def test_screenshot_of_the_desktop_page(chart_page: BrowserPage) -> None:
     """tests/artifacts/chart-BTCUSDT-1m.png; the README's frontend/screenshot.png is a copy."""
     page = chart_page.page
-    chart_page.open("?symbol=BTCUSDT&interval=1m")
+    chart_page.open("?symbol=BTCUSDT&interval=1m&ind=sma20,bb20,rsi14")
     wait_ready(chart_page, "BTCUSDT", "1m", bars=HOUR_OF_MINUTES)
     expect(page.get_by_test_id("current-change")).not_to_be_empty()
     expect(page.get_by_test_id("current-stats")).to_be_visible()
@@ -146,12 +123,43 @@ def test_screenshot_of_the_desktop_page(chart_page: BrowserPage) -> None:
     for symbol in SIM_SYMBOLS:
         change = page.get_by_test_id(f"symbol-row-{symbol}").get_by_test_id("symbol-change")
         expect(change).to_have_text(re.compile(r"^[+-]?\d+\.\d+%$"))
+    for study in ("sma20", "bb20", "rsi14"):
+        expect(page.locator(f'#legend-studies .study[data-study="{study}"] .num')).not_to_be_empty()
     page.evaluate("() => document.fonts.ready.then(() => true)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / "chart-BTCUSDT-1m.png"
     page.screenshot(path=path)
     assert path.stat().st_size > 20_000
     chart_page.console.assert_clean()
+
+
+def test_the_page_on_a_phone(phone_page: BrowserPage) -> None:
+    """The chart takes the width, the symbols open as a drawer, nothing runs off the screen;
+    tests/artifacts/chart-phone.png is the README's frontend/screenshot-phone.png."""
+    phone_page.open("?symbol=BTCUSDT&interval=1m")
+    wait_ready(phone_page, "BTCUSDT", "1m")
+    page = phone_page.page
+    width = PHONE["width"]
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+    chart = page.get_by_test_id("chart").bounding_box()
+    assert chart is not None and chart["width"] >= width - 16, chart
+    sidebar = page.locator("#sidebar")
+    expect(sidebar).not_to_be_in_viewport()
+
+    page.locator("#sidebar-toggle").tap()
+    expect(sidebar).to_be_in_viewport()
+    expect(page.locator("#sidebar-toggle")).to_have_attribute("aria-expanded", "true")
+    page.get_by_test_id("symbol-row-ETHUSDT").tap()
+    wait_ready(phone_page, "ETHUSDT", "1m")
+    expect(sidebar).not_to_be_in_viewport()
+    expect(page.locator("#sidebar-toggle")).to_have_attribute("aria-expanded", "false")
+
+    page.evaluate("() => document.fonts.ready.then(() => true)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / "chart-phone.png"
+    page.screenshot(path=path)
+    assert path.stat().st_size > 20_000
+    phone_page.console.assert_clean()
 
 
 def test_switching_interval_and_symbol_changes_the_data_and_the_address(
@@ -210,41 +218,6 @@ def test_an_unknown_symbol_shows_its_state(chart_page: BrowserPage) -> None:
 
 
 # --- klines of our own ----------------------------------------------------------------------
-
-
-def second(symbol: str, open_time: int, close: str, open_: str | None = None) -> Kline:
-    """A closed 1s kline of ``symbol``, emitted now."""
-    price, start = Decimal(close), Decimal(open_ or close)
-    return Kline(
-        symbol=symbol,
-        open_time=open_time,
-        close_time=open_time + 999,
-        open=start,
-        high=max(price, start) + Decimal("2.5"),
-        low=min(price, start) - Decimal("2.5"),
-        close=price,
-        volume=Decimal("0.25000000"),
-        quote_volume=Decimal("0.25") * price,
-        trades=3,
-        taker_buy_base_volume=Decimal("0.10000000"),
-        taker_buy_quote_volume=Decimal("0.1") * price,
-        event_time=time.time_ns() // 1_000_000,
-    )
-
-
-def seed(stack: Stack, symbol: str, price: str, seconds: int = 60) -> list[Kline]:
-    """``seconds`` closed klines of ``symbol`` up to the last whole second, stored and served.
-    Produced with the feed's source header, so the page's SIM banner stays as it is."""
-    now = time.time() // 1 * 1000
-    klines = [second(symbol, int(now) - (seconds - i) * 1000, price) for i in range(seconds)]
-    produce(stack.settings, klines, source="sim")
-
-    def served() -> bool:
-        response = stack.get("/api/v1/klines", symbol=symbol, interval="1s", limit=1000)
-        return response.status_code == 200 and len(response.json()) == seconds
-
-    wait_for(served, 30, f"{seconds} seconds of {symbol} from the API")
-    return klines
 
 
 def kline_subscribed(symbol: str, interval: str) -> Any:
