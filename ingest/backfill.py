@@ -91,22 +91,6 @@ async def publish(settings: Settings, source: str, span: BackfillRange) -> Kline
     return producer
 
 
-def warn_if_beyond_retention(settings: Settings, span: BackfillRange) -> None:
-    """Say so when part of the range is older than the 1s retention: it would not be kept."""
-    with psycopg.connect(settings.database_url) as conn:
-        row = conn.execute(
-            "SELECT (extract(epoch FROM now() - %s::interval) * 1000)::bigint",
-            (settings.retention_1s,),
-        ).fetchone()
-    oldest_kept = int(str(row[0])) if row else 0
-    if span.start_ms < oldest_kept:
-        log.warning(
-            "part of this range is older than CRYPTOCHART_RETENTION_1S (%s): those 1s klines "
-            "are dropped by retention and not aggregated",
-            settings.retention_1s,
-        )
-
-
 def wait_stored(settings: Settings, span: BackfillRange, published: int, timeout: float) -> None:
     """Wait until kline_1s holds the published klines and the minute job has aggregated them."""
     start = datetime.fromtimestamp(span.start_ms / 1000, UTC)

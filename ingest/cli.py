@@ -36,10 +36,14 @@ def _source_settings(args: argparse.Namespace, settings: Settings) -> Settings:
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
     from cryptochart.ingest.producer import KlineProducer, run_producer
+    from cryptochart.ingest.retention import refuse_beyond_retention
     from cryptochart.ingest.sources.registry import open_source
+    from cryptochart.ingest.sources.replay import ReplaySource
 
     settings = _source_settings(args, settings)
     source = open_source(settings, history_seconds=args.history)
+    if isinstance(source, ReplaySource) and (first := source.first_open_time()) is not None:
+        refuse_beyond_retention(settings, first, f"the replay of {source.path}")
     asyncio.run(run_producer(source, KlineProducer(settings, source.name)))
     return 0
 
@@ -71,13 +75,8 @@ def _aggregate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _backfill(args: argparse.Namespace, settings: Settings) -> int:
-    from cryptochart.ingest.backfill import (
-        BackfillRange,
-        parse_time,
-        publish,
-        wait_stored,
-        warn_if_beyond_retention,
-    )
+    from cryptochart.ingest.backfill import BackfillRange, parse_time, publish, wait_stored
+    from cryptochart.ingest.retention import refuse_beyond_retention
 
     settings = _source_settings(args, settings)
     source = "sim" if settings.source == "sim" else "binance"
@@ -85,7 +84,7 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
     span = BackfillRange(settings.symbols, parse_time(args.from_), end)
     if span.seconds <= 0:
         raise ValueError(f"--from must be before --to (got {span.seconds} seconds)")
-    warn_if_beyond_retention(settings, span)
+    refuse_beyond_retention(settings, span.start_ms, "this backfill")
     producer = asyncio.run(publish(settings, source, span))
     published = producer.counts["closed"]
     print(

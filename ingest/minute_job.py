@@ -136,7 +136,27 @@ class MinuteJob:
             ).fetchall()
         ]
         windows = [w for p in pending if (w := minute_window(p, cut, oldest)) is not None]
+        self._log_skipped([p for p in pending if p.first_open_time < oldest], oldest)
         return Plan(now, cut, pending, windows)
+
+    def _log_skipped(self, old: list[Pending], oldest: datetime) -> None:
+        """One line per pass that leaves 1s klines unaggregated for being past the raw
+        retention (they are marked done with the rest, so each is told once)."""
+        if not old:
+            return
+        symbols = sorted({p.symbol for p in old})
+        log.warning(
+            "not aggregating the 1s klines of %d checkpoints of %d symbols (%s) from %s to %s: "
+            "older than CRYPTOCHART_RETENTION_1S (%s, before %s), which retention drops; raise "
+            "it and run `cryptochart migrate` to keep and aggregate such history",
+            len(old),
+            len(symbols),
+            ", ".join(symbols[:5]) + (", …" if len(symbols) > 5 else ""),
+            min(p.first_open_time for p in old).isoformat(),
+            min(max(p.last_open_time for p in old), oldest).isoformat(),
+            self.settings.retention_1s,
+            oldest.isoformat(timespec="seconds"),
+        )
 
     def _rollup_postgres(self, conn: Conn, windows: list[Window]) -> None:
         for level in levels(conn):

@@ -58,7 +58,10 @@ async def test_binance_history_through_kafka_into_kline_1s(settings: Settings) -
 
 def test_backfill_command_waits_for_storage_and_aggregation(settings: Settings) -> None:
     ours = replace(
-        settings, inserter_group=settings.inserter_group + ".backfill", retention_1s="100 years"
+        settings,
+        inserter_group=settings.inserter_group + ".backfill",
+        retention_1s="100 years",
+        retention_aggregates="100 years",
     )
     workers = [spawn(ours, "insert"), spawn(ours, "aggregate")]
     try:

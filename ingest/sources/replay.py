@@ -8,13 +8,14 @@ in time order. A dump's symbol (and interval) comes from its name, ``BTCUSDT-1s-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import heapq
 import io
 import logging
 import time
 import zipfile
-from collections.abc import AsyncIterator, Collection, Iterator
+from collections.abc import AsyncIterator, Collection, Generator, Iterator
 from pathlib import Path
 
 from cryptochart.core.kline import InvalidKline, Kline
@@ -63,6 +64,17 @@ class ReplaySource:
         self.symbols = frozenset(symbols) if symbols is not None else None
         self.rejections = Rejections(self.name, log)
 
+    def first_open_time(self) -> int | None:
+        """The earliest open time (ms) among the first klines of the files, read without
+        replaying them; None if no file holds a kline."""
+        firsts: list[int] = []
+        for order, file in enumerate(self.files):
+            with contextlib.closing(self._timeline(order, file)) as timeline:
+                klines = (item for _, _, _, item in timeline if isinstance(item, Kline))
+                if (first := next(klines, None)) is not None:
+                    firsts.append(first.open_time)
+        return min(firsts, default=None)
+
     async def stream(self) -> AsyncIterator[Kline | Rejected]:
         timelines = [self._timeline(order, file) for order, file in enumerate(self.files)]
         first_time: int | None = None
@@ -78,7 +90,7 @@ class ReplaySource:
                 await asyncio.sleep(0)  # let other tasks run between batches
             yield item
 
-    def _timeline(self, order: int, file: Path) -> Iterator[_Timed]:
+    def _timeline(self, order: int, file: Path) -> Generator[_Timed]:
         items = self._recording(file) if file.suffix in RECORDING_SUFFIXES else self._dump(file)
         at_ms = 0
         for line, item in enumerate(items):
