@@ -20,7 +20,9 @@ from litestar.types import Message, Scope
 from cryptochart.api.catalog import Catalog
 from cryptochart.api.channels import channels_plugin
 from cryptochart.api.config import ApiConfig
+from cryptochart.api.completeness import watch_missing_seconds
 from cryptochart.api.consumer import KlineFeed
+from cryptochart.api.controllers.gaps import GapsController
 from cryptochart.api.controllers.health import HealthController
 from cryptochart.api.controllers.klines import KlinesController
 from cryptochart.api.controllers.status import StatusController
@@ -118,13 +120,20 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
             all_tickers=Shared[list[Ticker]](ALL_TICKERS_SECONDS),
         )
         fan_out = asyncio.create_task(hub.follow_feed(feed.batches), name="fan-out")
+        gauge = asyncio.create_task(
+            watch_missing_seconds(
+                pool, settings.symbols, settings.retention_1s, config.gaps_metric_seconds
+            ),
+            name="missing-seconds",
+        )
         feed.start()
         try:
             yield
         finally:
             await asyncio.to_thread(feed.stop)
             fan_out.cancel()
-            await asyncio.gather(fan_out, return_exceptions=True)
+            gauge.cancel()
+            await asyncio.gather(fan_out, gauge, return_exceptions=True)
             await hub.close()
             await pool.close()
 
@@ -143,12 +152,14 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         "api_config": Provide(lambda: config, sync_to_thread=False),
         "readiness": Provide(_provide_readiness, sync_to_thread=False),
         "all_tickers": Provide(_provide_all_tickers, sync_to_thread=False),
+        "raw_retention": Provide(lambda: settings.retention_1s, sync_to_thread=False),
     }
     return Litestar(
         route_handlers=[
             KlinesController,
             SymbolsController,
             TickerController,
+            GapsController,
             StatusController,
             HealthController,
             PrometheusController,

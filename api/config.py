@@ -32,6 +32,8 @@ API_WS_BACKLOG = 256
 # CRYPTOCHART_API_WS_PING_INTERVAL / _TIMEOUT: server pings, and how long a pong may take.
 API_WS_PING_INTERVAL = 20.0
 API_WS_PING_TIMEOUT = 20.0
+# CRYPTOCHART_API_GAPS_METRIC_SECONDS: how often the missing-seconds gauge is recomputed.
+API_GAPS_METRIC_SECONDS = 30.0
 # CRYPTOCHART_API_FRONTEND_DIR: the built frontend served at "/".
 API_FRONTEND_DIR: Path = ROOT / "frontend" / "dist"
 
@@ -49,6 +51,7 @@ class ApiConfig:
     ws_backlog: int = API_WS_BACKLOG
     ws_ping_interval: float = API_WS_PING_INTERVAL
     ws_ping_timeout: float = API_WS_PING_TIMEOUT
+    gaps_metric_seconds: float = API_GAPS_METRIC_SECONDS
     frontend_dir: Path = API_FRONTEND_DIR
 
     @classmethod

@@ -25,3 +25,9 @@ KAFKA_UNDECODABLE = Counter(
 CONSUMER_LAG = Gauge(
     "cryptochart_api_consumer_lag", "Messages on the klines topic not consumed by the API yet"
 )
+MISSING_SECONDS = Gauge(
+    "cryptochart_api_missing_seconds",
+    "Seconds of kline_1s missing per configured symbol in the 60 whole minutes before the current"
+    " one (recomputed every CRYPTOCHART_API_GAPS_METRIC_SECONDS)",
+    ["symbol"],
+)
