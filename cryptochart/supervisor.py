@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cryptochart.core.settings import Settings
@@ -22,26 +22,64 @@ from cryptochart.core.settings import Settings
 log = logging.getLogger(__name__)
 RESTART_DELAY_MAX = 30.0
 FIRST_START_HISTORY = 3600  # seconds of klines fetched or generated when the database is empty
+# Every variable naming a database connection; a stage is handed its own only.
+DATABASE_URLS = (
+    "CRYPTOCHART_DATABASE_URL",
+    "CRYPTOCHART_INSERTER_DATABASE_URL",
+    "CRYPTOCHART_MINUTE_JOB_DATABASE_URL",
+    "CRYPTOCHART_API_DATABASE_URL",
+)
 
 
 @dataclass
 class Child:
     name: str
     args: Sequence[str]
+    env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started: float = field(default=0.0)
 
-    def start(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "cryptochart.cli", *self.args], env=env)
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cryptochart.cli", *self.args], env=self.env
+        )
         self.started = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.proc.pid)
 
 
-def supervise(children: list[Child], env: dict[str, str], stop: threading.Event) -> int:
+def stage_env(base: Mapping[str, str], **own: str) -> dict[str, str]:
+    """``base`` without any database URL but the stage's ``own`` (variable name → URL): each
+    stage connects as its own role and never learns the owner's URL."""
+    env = {k: v for k, v in base.items() if k not in DATABASE_URLS}
+    return {**env, **own}
+
+
+def stage_children(
+    settings: Settings, base: Mapping[str, str], produce: Sequence[str]
+) -> list[Child]:
+    """The stages of ``cryptochart run``, each with the one database URL it needs (the producer
+    none): the inserter's, the minute job's and the API's read-only one."""
+    return [
+        Child(
+            "inserter",
+            ["insert"],
+            stage_env(base, CRYPTOCHART_INSERTER_DATABASE_URL=settings.inserter_dsn),
+        ),
+        Child(
+            "minute job",
+            ["aggregate"],
+            stage_env(base, CRYPTOCHART_MINUTE_JOB_DATABASE_URL=settings.minute_job_dsn),
+        ),
+        Child("producer", ["produce", *produce], stage_env(base)),
+        Child("api", ["serve"], stage_env(base, CRYPTOCHART_API_DATABASE_URL=settings.api_dsn)),
+    ]
+
+
+def supervise(children: list[Child], stop: threading.Event) -> int:
     """Run the children until ``stop``; restart a child that exits, with growing delays."""
     for child in children:
-        child.start(env)
+        child.start()
     due: dict[str, float] = {}
     while not stop.wait(0.5):
         for child in children:
@@ -58,7 +96,7 @@ def supervise(children: list[Child], env: dict[str, str], stop: threading.Event)
             elif time.monotonic() >= due[child.name]:
                 del due[child.name]
                 child.restarts += 1
-                child.start(env)
+                child.start()
     for child in children:
         if child.proc is not None and child.proc.poll() is None:
             child.proc.send_signal(signal.SIGTERM)
@@ -91,18 +129,13 @@ def run(settings: Settings, extra_source_args: Sequence[str]) -> int:
     history = [] if _has_klines(settings) else [f"--history={FIRST_START_HISTORY}"]
     if history:
         log.info("empty database: the producer starts with the last hour, so the chart has history")
-    children = [
-        Child("inserter", ["insert"]),
-        Child("minute job", ["aggregate"]),
-        Child("producer", ["produce", *extra_source_args, *history]),
-        Child("api", ["serve"]),
-    ]
+    children = stage_children(settings, env, [*extra_source_args, *history])
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     url = f"http://{settings.api_host}:{settings.api_port}/"
     threading.Thread(target=_announce, args=(url, stop), daemon=True).start()
-    return supervise(children, env, stop)
+    return supervise(children, stop)
 
 
 def _announce(url: str, stop: threading.Event) -> None:

@@ -257,7 +257,7 @@ class KlineInserter:
 
     def _connection(self) -> psycopg.Connection[Row]:
         if self._conn is None or self._conn.closed:
-            self._conn = connect(self.settings.database_url, timeout=5)
+            self._conn = connect(self.settings.inserter_dsn, timeout=5)
         return self._conn
 
     def _drop_connection(self) -> None:

@@ -90,7 +90,7 @@ class MinuteJob:
         while not stop.is_set():
             try:
                 if conn is None or conn.closed:
-                    conn = connect(self.settings.database_url, timeout=5)
+                    conn = connect(self.settings.minute_job_dsn, timeout=5)
                 report = self.run_once(conn)
                 if report.windows:
                     log.info(

@@ -34,6 +34,9 @@ class Settings:
     # Storage and messaging.
     database_url: str = "postgresql://cryptochart@127.0.0.1:55432/cryptochart"
     api_database_url: str = ""  # read-only role for the API; empty: database_url as cryptochart_api
+    # Each stage connects as its own role; empty: database_url with that role and no password.
+    inserter_database_url: str = ""  # writes kline_1s and the checkpoints (cryptochart_app)
+    minute_job_database_url: str = ""  # refreshes the aggregates (cryptochart_minute_job)
     kafka_bootstrap: str = "127.0.0.1:59092"
     klines_topic: str = "cryptochart.klines.1s"
     dead_letter_topic: str = "cryptochart.klines.dead-letter"
@@ -102,6 +105,8 @@ class Settings:
             self,
             database_url=url,
             api_database_url="",
+            inserter_database_url="",
+            minute_job_database_url="",
             klines_topic=f"{name}.klines",
             dead_letter_topic=f"{name}.dead-letter",
             inserter_group=f"{name}.inserter",
@@ -111,12 +116,26 @@ class Settings:
     @property
     def api_dsn(self) -> str:
         """Connection string of the API's read-only role."""
-        if self.api_database_url:
-            return self.api_database_url
+        return self.api_database_url or self._as_role("cryptochart_api")
+
+    @property
+    def inserter_dsn(self) -> str:
+        """Connection string of the inserter's role: writes kline_1s and the checkpoints."""
+        return self.inserter_database_url or self._as_role("cryptochart_app")
+
+    @property
+    def minute_job_dsn(self) -> str:
+        """Connection string of the minute job's role: refreshes the aggregates, marks the
+        checkpoints."""
+        return self.minute_job_database_url or self._as_role("cryptochart_minute_job")
+
+    def _as_role(self, role: str) -> str:
+        """``database_url`` as ``role``, without the owner's password (a password file named in
+        the URL still applies: libpq looks the role up in it)."""
         from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
         params = conninfo_to_dict(self.database_url)
-        params["user"] = "cryptochart_api"
+        params["user"] = role
         params.pop("password", None)
         return make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
 
