@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -16,6 +17,16 @@ from cryptochart.devservices.process import ServiceError
 from cryptochart.ingest.cli import add_source_options
 
 Command = Callable[[argparse.Namespace, Settings], int]
+# Commands that run until stopped: a SIGTERM before they are up is a clean stop, as after.
+STAGES = frozenset({"produce", "insert", "aggregate", "serve", "run"})
+
+
+class Terminated(Exception):
+    """SIGTERM arrived before the command put its own handler in place."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def _services(args: argparse.Namespace, settings: Settings) -> int:
@@ -126,6 +137,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminated)
     args = parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -137,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args, settings)
     except KeyboardInterrupt:
         return 130
+    except Terminated:
+        return 0 if args.command in STAGES else 128 + signal.SIGTERM
     except (
         SettingsError,
         ServiceError,
