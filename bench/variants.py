@@ -239,8 +239,7 @@ def study_history(base: Settings, flavour: Flavour) -> None:
 
 
 def study_minute_job(base: Settings, flavour: Flavour) -> None:
-    from cryptochart.ingest.minute_job import MinuteJob, levels
-    from cryptochart.ingest.minute_windows import merged_ranges
+    from cryptochart.ingest.minute_job import MinuteJob
 
     names = sim.symbols(1_000)
     minute = (int(time.time()) // 60 - 3) * 60_000
@@ -255,32 +254,16 @@ def study_minute_job(base: Settings, flavour: Flavour) -> None:
         job = MinuteJob(settings)
         timer = Timer()
         with timer("plan (watermark, pending checkpoints)"):
-            plan = job._plan(conn)
+            plan = job.plan(conn)
         if flavour == "timescaledb":  # refresh_continuous_aggregate cannot run in a transaction
-            for level in levels(conn):
-                ranges = merged_ranges(w.widened(level.bucket) for w in plan.windows)
-                with timer(f"refresh {level.relation} ({len(ranges)} ranges)"):
-                    for start, end in ranges:
-                        conn.execute(
-                            "CALL refresh_continuous_aggregate(%s, %s::timestamptz, "
-                            "%s::timestamptz)",
-                            (level.relation, start, end),
-                        )
+            with timer(f"refresh every level ({len(plan.windows)} windows)"):
+                job.refresh(conn, plan.windows)
         with conn.transaction():
-            for level in levels(conn) if flavour == "postgres" else []:
-                aligned = [w.widened(level.bucket) for w in plan.windows]
-                with timer(f"kline_rollup {level.name} ({len(aligned)} windows)"):
-                    conn.execute(
-                        "SELECT kline_rollup(%s, %s, %s, %s)",
-                        (
-                            level.name,
-                            [w.symbol for w in aligned],
-                            [w.start for w in aligned],
-                            [w.end for w in aligned],
-                        ),
-                    )
+            if flavour == "postgres":
+                with timer(f"kline_rollup every level ({len(plan.windows)} windows)"):
+                    job.rollup(conn, plan.windows)
             with timer(f"mark ({len(plan.pending)} checkpoints, one statement)"):
-                job._mark(conn, plan)
+                job.mark(conn, plan)
             timer_commit = time.perf_counter()
         print(f"COMMIT {1000 * (time.perf_counter() - timer_commit):.1f} ms")
         print(f"one minute-job run over {len(plan.windows)} windows (2 minutes x 1,000 symbols):")

@@ -71,16 +71,16 @@ class MinuteJob:
     def run_once(self, conn: Conn) -> RunReport:
         """Aggregate every final minute that has unaggregated data; return what was done."""
         conn.autocommit = True
-        plan = self._plan(conn)
+        plan = self.plan(conn)
         if plan.pending:
             if schema_flavour(conn) == "timescaledb":
-                self._refresh_timescaledb(conn, plan.windows)
+                self.refresh(conn, plan.windows)
                 with conn.transaction():
-                    self._mark(conn, plan)
+                    self.mark(conn, plan)
             else:
                 with conn.transaction():
-                    self._rollup_postgres(conn, plan.windows)
-                    self._mark(conn, plan)
+                    self.rollup(conn, plan.windows)
+                    self.mark(conn, plan)
         return RunReport(plan.cut, len(plan.pending), plan.windows)
 
     def run_forever(self, stop: threading.Event) -> None:
@@ -112,7 +112,8 @@ class MinuteJob:
         if conn is not None:
             conn.close()
 
-    def _plan(self, conn: Conn) -> Plan:
+    def plan(self, conn: Conn) -> Plan:
+        """The cut, the checkpoints pending before it and their final-minute windows."""
         row = conn.execute(
             f"""SELECT now(), now() - %s::interval,
                        (SELECT min(last) FROM (
@@ -158,7 +159,8 @@ class MinuteJob:
             oldest.isoformat(timespec="seconds"),
         )
 
-    def _rollup_postgres(self, conn: Conn, windows: list[Window]) -> None:
+    def rollup(self, conn: Conn, windows: list[Window]) -> None:
+        """Plain PostgreSQL: roll every level up over the windows (one statement a level)."""
         for level in levels(conn):
             aligned = [w.widened(level.bucket) for w in windows]
             conn.execute(
@@ -171,7 +173,8 @@ class MinuteJob:
                 ),
             )
 
-    def _refresh_timescaledb(self, conn: Conn, windows: list[Window]) -> None:
+    def refresh(self, conn: Conn, windows: list[Window]) -> None:
+        """TimescaleDB: refresh every continuous aggregate over the windows' merged ranges."""
         for level in levels(conn):
             for start, end in merged_ranges(w.widened(level.bucket) for w in windows):
                 conn.execute(
@@ -179,7 +182,7 @@ class MinuteJob:
                     (level.relation, start, end),
                 )
 
-    def _mark(self, conn: Conn, plan: Plan) -> None:
+    def mark(self, conn: Conn, plan: Plan) -> None:
         """Done where the whole range was final; else pending from the cut on. Either only if
         the inserter has not widened the checkpoint since it was read."""
         pending = plan.pending
