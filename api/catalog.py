@@ -48,8 +48,11 @@ symbols(symbol) AS (
 SELECT s.symbol,
        coalesce(last_s.close, last_m.close),
        least(first_s.open_time, first_m.open_time),
-       greatest(last_s.open_time, last_m.open_time)
+       greatest(last_s.open_time, last_m.open_time),
+       info.tick_size,
+       info.lot_size
 FROM symbols s
+LEFT JOIN symbol_info info ON info.symbol = s.symbol
 LEFT JOIN LATERAL (SELECT open_time, close FROM kline_1s WHERE symbol = s.symbol
                    ORDER BY open_time DESC LIMIT 1) last_s ON true
 LEFT JOIN LATERAL (SELECT open_time, close FROM kline_1m WHERE symbol = s.symbol
@@ -63,12 +66,15 @@ ORDER BY s.symbol
 
 
 class SymbolInfo(msgspec.Struct, rename="camel"):
-    """A symbol with stored candles: its latest price and the span of its history (ms)."""
+    """A symbol with stored candles: its latest price, the span of its history (ms) and its
+    precision (tick and lot size, null until its source declared them)."""
 
     symbol: str
     price: str
     first_time: int
     last_time: int
+    tick_size: str | None
+    lot_size: str | None
 
 
 class Catalog:
@@ -100,10 +106,19 @@ class Catalog:
 async def symbols_with_data(conn: AsyncConn) -> list[SymbolInfo]:
     cur = await conn.execute(SYMBOLS_QUERY)
     out = []
-    for symbol, price, first, last in await cur.fetchall():
+    for symbol, price, first, last, tick, lot in await cur.fetchall():
         assert isinstance(price, Decimal)
-        out.append(SymbolInfo(symbol, text(price), to_ms(first), to_ms(last)))
+        out.append(
+            SymbolInfo(
+                symbol, text(price), to_ms(first), to_ms(last), step_text(tick), step_text(lot)
+            )
+        )
     return out
+
+
+def step_text(step: Decimal | None) -> str | None:
+    """A tick or lot size without trailing zeros: 0.01, 1, 10."""
+    return None if step is None else text(step.normalize())
 
 
 async def checked_symbol(catalog: Catalog, raw: str, parameter: str = "symbol") -> str:

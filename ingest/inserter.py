@@ -3,7 +3,9 @@
 A batch is whatever arrived within ``insert_batch_seconds`` (or ``insert_batch_rows``). It is
 COPYed into a staging table and upserted on (symbol, open_time) in one transaction together with
 its checkpoints; only after that commit are the Kafka offsets committed. A crash anywhere means
-the batch is delivered again, and the upsert makes the second delivery harmless.
+the batch is delivered again, and the upsert makes the second delivery harmless. The same consumer
+reads the compacted instruments topic and upserts each symbol's tick and lot size into
+``symbol_info`` before the batch's klines, so they too are stored before their offsets commit.
 """
 
 from __future__ import annotations
@@ -28,9 +30,16 @@ from confluent_kafka import (
 
 from cryptochart.core.backoff import Backoff
 from cryptochart.core.database import connect
+from cryptochart.core.instrument import Instrument, decode_instrument, validate_instrument
 from cryptochart.core.kline import InvalidKline, Kline, decode, row, validate
 from cryptochart.core.settings import Settings
-from cryptochart.ingest.inserter_sql import COPY_STAGING, CREATE_STAGING, STAGING_TYPES, UPSERT
+from cryptochart.ingest.inserter_sql import (
+    COPY_STAGING,
+    CREATE_STAGING,
+    STAGING_TYPES,
+    UPSERT,
+    UPSERT_INSTRUMENT,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +70,15 @@ def write_batch(conn: psycopg.Connection[Row], rows: Sequence[Row]) -> None:
             for row in rows:
                 copy.write_row(row)
         cur.execute(UPSERT)
+
+
+def write_instruments(conn: psycopg.Connection[Row], instruments: Sequence[Instrument]) -> None:
+    """Upsert symbols' tick and lot sizes (the latest of a symbol wins), in one transaction."""
+    latest = {i.symbol: i for i in instruments}
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            UPSERT_INSTRUMENT, [(i.symbol, i.tick_size, i.lot_size) for i in latest.values()]
+        )
 
 
 def is_fatal(err: KafkaError) -> bool:
@@ -101,7 +119,7 @@ class KlineInserter:
     def run(self) -> None:
         """Consume and write until ``stop`` is set; then commit what was written and leave."""
         self._consumer.subscribe(
-            [self.settings.klines_topic],
+            [self.settings.klines_topic, self.settings.instruments_topic],
             on_assign=self._assigned,
             on_revoke=self._revoked,
             on_lost=self._revoked,
@@ -127,9 +145,9 @@ class KlineInserter:
         )
         if self._fatal is not None:
             raise KafkaException(self._fatal)
-        klines = self._decode(messages)
-        if klines:
-            self._write_until_done(staging_rows(klines), messages)
+        klines, instruments = self._decode(messages)
+        if klines or instruments:
+            self._write_until_done(staging_rows(klines), messages, instruments)
         if messages:
             self._commit_until_done()
         self.counts["batches"] += bool(messages)
@@ -148,8 +166,11 @@ class KlineInserter:
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.partitions -= {p.partition for p in partitions}
 
-    def _decode(self, messages: list[Message]) -> list[tuple[int, Kline]]:
+    def _decode(
+        self, messages: list[Message]
+    ) -> tuple[list[tuple[int, Kline]], list[tuple[int, Instrument]]]:
         klines: list[tuple[int, Kline]] = []
+        instruments: list[tuple[int, Instrument]] = []
         now = time.time_ns() // 1_000_000
         for seq, msg in enumerate(messages):
             err = msg.error()
@@ -158,6 +179,11 @@ class KlineInserter:
                     raise KafkaException(err)
                 if err.code() != KafkaError._PARTITION_EOF:
                     log.warning("kafka: %s", err)
+                continue
+            if msg.topic() == self.settings.instruments_topic:
+                instrument = self._instrument(msg)
+                if instrument is not None:
+                    instruments.append((seq, instrument))
                 continue
             try:
                 kline = validate(decode(msg.value() or b""), now)
@@ -171,7 +197,16 @@ class KlineInserter:
                 klines.append((seq, kline))
             else:
                 self.counts["in_progress_skipped"] += 1
-        return klines
+        return klines, instruments
+
+    def _instrument(self, msg: Message) -> Instrument | None:
+        try:
+            return validate_instrument(decode_instrument(msg.value() or b""))
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
+            self._dead_letter(msg, "undecodable", exc)
+        except InvalidKline as exc:
+            self._dead_letter(msg, exc.kind, exc)
+        return None
 
     def _dead_letter(self, msg: Message, kind: str, exc: BaseException) -> None:
         """Set aside a message that can never be stored, with why; logged once per kind."""
@@ -193,14 +228,22 @@ class KlineInserter:
         )
         self._dead_letters.poll(0)
 
-    def _write_until_done(self, rows: list[Row], messages: list[Message]) -> None:
+    def _write_until_done(
+        self,
+        rows: list[Row],
+        messages: list[Message],
+        instruments: Sequence[tuple[int, Instrument]] = (),
+    ) -> None:
         """Write the batch, retrying while the database is away or refuses; rows it can never
         take (bad values) are found by halving the batch and go to the dead-letter topic."""
         # A short cap: once the database is back, the backlog lands within seconds.
         backoff = Backoff(initial=0.2, maximum=2.0)
         while True:
             try:
-                self._write_isolating(rows, messages)
+                if instruments:
+                    self._write_instruments(instruments, messages)
+                if rows:
+                    self._write_isolating(rows, messages)
                 if backoff.failures:
                     log.info("database is back; batch of %d written", len(rows))
                 return
@@ -216,6 +259,19 @@ class KlineInserter:
                 raise SystemExit("stopped while the database was unavailable; batch not committed")
             self.counts["db_retries"] += 1
             backoff.wait(self.stop)
+
+    def _write_instruments(
+        self, instruments: Sequence[tuple[int, Instrument]], messages: list[Message]
+    ) -> None:
+        try:
+            write_instruments(self._connection(), [i for _, i in instruments])
+            self.counts["instruments"] += len(instruments)
+        except UNWRITABLE:
+            for seq, instrument in instruments:  # one at a time: set aside only the refused
+                try:
+                    write_instruments(self._connection(), [instrument])
+                except UNWRITABLE as exc:
+                    self._dead_letter(messages[seq], "unwritable", exc)
 
     def _write_isolating(self, rows: list[Row], messages: list[Message]) -> None:
         try:

@@ -1,4 +1,5 @@
-"""SQL of the inserter: stage a batch with COPY, upsert it into kline_1s, widen checkpoints."""
+"""SQL of the inserter: stage a batch with COPY, upsert it into kline_1s, widen checkpoints;
+upsert symbols' tick and lot sizes."""
 
 from __future__ import annotations
 
@@ -64,4 +65,12 @@ ON CONFLICT (symbol) WHERE aggregated_at IS NULL DO UPDATE SET
     last_open_time = greatest(c.last_open_time, EXCLUDED.last_open_time),
     rows = c.rows + EXCLUDED.rows,
     updated_at = now()
+"""
+
+# A symbol's precision; updated_at moves only when a size really changes.
+UPSERT_INSTRUMENT = """
+INSERT INTO symbol_info AS s (symbol, tick_size, lot_size) VALUES (%s, %s, %s)
+ON CONFLICT (symbol) DO UPDATE SET
+    tick_size = EXCLUDED.tick_size, lot_size = EXCLUDED.lot_size, updated_at = now()
+WHERE (s.tick_size, s.lot_size) IS DISTINCT FROM (EXCLUDED.tick_size, EXCLUDED.lot_size)
 """

@@ -1,8 +1,10 @@
 """The producer: source → Kafka. Key = symbol, value = the compact exact encoding of the kline.
 
 Idempotence is on, so a retried send never duplicates a message in the log. Rejected input goes to
-the dead-letter topic with its reason in headers, so nothing is lost silently. The process's loop
-(`run_producer`) flushes what is in flight on SIGINT/SIGTERM.
+the dead-letter topic with its reason in headers, so nothing is lost silently. The source's
+instruments (tick and lot sizes) go once, as it starts, to the compacted instruments topic keyed by
+symbol: the producer never touches the database, and a new database gets them from the topic. The
+process's loop (`run_producer`) flushes what is in flight on SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import Counter
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from cryptochart.core.instrument import Instrument, encode_instrument
 from cryptochart.core.kline import Kline, encode
 from cryptochart.core.settings import Settings
 from cryptochart.ingest.sources.base import KlineSource, Rejected
@@ -52,6 +55,16 @@ class KlineProducer:
             [("source", self._source)],
         )
         self.counts["closed" if kline.closed else "in_progress"] += 1
+
+    def declare(self, instrument: Instrument) -> None:
+        """Publish a symbol's tick and lot size; the topic keeps the latest per symbol."""
+        self._send(
+            self._settings.instruments_topic,
+            instrument.symbol.encode(),
+            encode_instrument(instrument),
+            [("source", self._source)],
+        )
+        self.counts["instruments"] += 1
 
     def reject(self, rejected: Rejected) -> None:
         headers: Headers = [
@@ -105,9 +118,25 @@ async def pump(source: KlineSource, producer: KlineProducer) -> None:
             producer.reject(item)
 
 
+async def declare_instruments(source: KlineSource, producer: KlineProducer) -> int:
+    """Publish the source's instruments; a failure is logged, never fatal (klines go on)."""
+    try:
+        instruments = await source.instruments()
+    except Exception as exc:
+        log.warning(
+            "%s: tick and lot sizes unavailable (%s); precision stays unknown", source.name, exc
+        )
+        return 0
+    for instrument in instruments:
+        producer.declare(instrument)
+    log.info("%s: declared tick and lot sizes of %d symbols", source.name, len(instruments))
+    return len(instruments)
+
+
 async def run_producer(source: KlineSource, producer: KlineProducer) -> None:
     """Pump until the source ends or a signal arrives; then flush what is in flight."""
     loop = asyncio.get_running_loop()
+    declaring = asyncio.create_task(declare_instruments(source, producer))
     task = asyncio.create_task(pump(source, producer))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
@@ -117,6 +146,9 @@ async def run_producer(source: KlineSource, producer: KlineProducer) -> None:
             await task
     finally:
         reporter.cancel()
+        if not declaring.done():
+            declaring.cancel()
+        await asyncio.gather(declaring, return_exceptions=True)
         left = await asyncio.to_thread(producer.flush, 30.0)
         log.info("producer stopped: %s; %d undelivered", dict(producer.counts), left)
 

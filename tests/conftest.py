@@ -129,3 +129,18 @@ def settings(
 def db(settings: Settings) -> Iterator[Conn]:
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture(scope="session")
+def archive_settings(
+    base_settings: Settings, database_factory: Callable[[str], str], flavour: Flavour
+) -> Settings:
+    """A database of this flavour that keeps everything for a century: for Binance's 2024 files,
+    which the default retention (and TimescaleDB's retention jobs) would drop at any moment."""
+    return provisioned(
+        base_settings,
+        database_factory(f"archive_{flavour}"),
+        flavour,
+        retention_1s="100 years",
+        retention_aggregates="100 years",
+    )

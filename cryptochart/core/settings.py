@@ -40,6 +40,7 @@ class Settings:
     kafka_bootstrap: str = "127.0.0.1:59092"
     klines_topic: str = "cryptochart.klines.1s"
     dead_letter_topic: str = "cryptochart.klines.dead-letter"
+    instruments_topic: str = "cryptochart.instruments"  # compacted: each symbol's tick/lot size
     topic_partitions: int = 6
     # Which klines flow.
     source: SourceKind = "auto"
@@ -109,6 +110,7 @@ class Settings:
             minute_job_database_url="",
             klines_topic=f"{name}.klines",
             dead_letter_topic=f"{name}.dead-letter",
+            instruments_topic=f"{name}.instruments",
             inserter_group=f"{name}.inserter",
             inserter_instance_id=instance_id,
         )

@@ -1,4 +1,5 @@
-"""The Kafka topics: 1s klines keyed by symbol, and the dead-letter topic for rejected input."""
+"""The Kafka topics: 1s klines keyed by symbol, the dead-letter topic for rejected input, and the
+compacted instruments topic (one latest message per symbol: its tick and lot size)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
             settings.klines_topic, num_partitions=settings.topic_partitions, replication_factor=-1
         ),
         NewTopic(settings.dead_letter_topic, num_partitions=1, replication_factor=-1),
+        NewTopic(
+            settings.instruments_topic,
+            num_partitions=1,
+            replication_factor=-1,
+            config={"cleanup.policy": "compact"},
+        ),
     ]
     missing = [t for t in wanted if t.topic not in existing]
     if not missing:

@@ -7,6 +7,7 @@ from typing import Protocol
 
 import msgspec
 
+from cryptochart.core.instrument import Instrument
 from cryptochart.core.kline import Kline
 
 
@@ -30,4 +31,9 @@ class KlineSource(Protocol):
 
     def stream(self) -> AsyncIterator[Kline | Rejected]:
         """Yield until cancelled; closed klines of one symbol arrive in open_time order."""
+        ...
+
+    async def instruments(self) -> list[Instrument]:
+        """The tick and lot size of each of its symbols that it knows (may be fewer, or none).
+        The producer publishes them once as it starts; a failure here never stops the klines."""
         ...

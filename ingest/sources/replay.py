@@ -3,6 +3,10 @@
 A path may be a ``.csv`` dump, a ``.zip`` holding one, a JSON-lines recording (``.jsonl``,
 ``.ndjson``: one raw combined-stream message per line) or a directory of those, replayed merged
 in time order. A dump's symbol (and interval) comes from its name, ``BTCUSDT-1s-2024-03-01.csv``.
+
+Files carry no instrument metadata, so a replay declares each symbol's tick and lot size from its
+records: the finest decimal place any price (or base volume) uses, trailing zeros aside. Binance
+pads every number to 8 places, so the padding tells nothing; the digits do.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import zipfile
 from collections.abc import AsyncIterator, Collection, Generator, Iterator
 from pathlib import Path
 
+from cryptochart.core.instrument import Instrument, decimals_of, step_of
 from cryptochart.core.kline import InvalidKline, Kline
 from cryptochart.ingest.sources.base import Rejected
 from cryptochart.ingest.sources.binance.messages import (
@@ -36,6 +41,11 @@ RECORDING_SUFFIXES = (".jsonl", ".ndjson")
 _YIELD_EVERY = 2_000  # items between event-loop yields when replaying flat out
 
 _Timed = tuple[int, int, int, Kline | Rejected]  # pace time ms, file order, line order, item
+# The precision scan reads the files once before the replay: its rejections are the replay's own,
+# counted and logged when streamed, so the scan keeps quiet about them.
+_SCAN_LOG = logging.getLogger(f"{__name__}.scan")
+_SCAN_LOG.addHandler(logging.NullHandler())
+_SCAN_LOG.propagate = False
 
 
 class ReplaySource:
@@ -63,6 +73,34 @@ class ReplaySource:
         self.symbol = symbol
         self.symbols = frozenset(symbols) if symbols is not None else None
         self.rejections = Rejections(self.name, log)
+
+    async def instruments(self) -> list[Instrument]:
+        """Each replayed symbol's tick and lot size: one step of the finest decimal place its
+        prices (lot: base volumes) use. Reads every file once, in a thread."""
+        return await asyncio.to_thread(self._scan_precision)
+
+    def _scan_precision(self) -> list[Instrument]:
+        places: dict[str, tuple[int, int]] = {}
+        quiet = Rejections(self.name, _SCAN_LOG)
+        for file in self.files:
+            items = (
+                self._recording(file, quiet)
+                if file.suffix in RECORDING_SUFFIXES
+                else self._dump(file, quiet)
+            )
+            for k in items:
+                if not isinstance(k, Kline):
+                    continue
+                price, lot = places.get(k.symbol, (0, 0))
+                for value in (k.open, k.high, k.low, k.close):
+                    price = max(price, decimals_of(value))
+                for value in (k.volume, k.taker_buy_base_volume):
+                    lot = max(lot, decimals_of(value))
+                places[k.symbol] = (price, lot)
+        return [
+            Instrument(symbol, step_of(price), step_of(lot))
+            for symbol, (price, lot) in sorted(places.items())
+        ]
 
     def first_open_time(self) -> int | None:
         """The earliest open time (ms) among the first klines of the files, read without
@@ -98,7 +136,8 @@ class ReplaySource:
                 at_ms = item.event_time or item.open_time
             yield at_ms, order, line, item
 
-    def _dump(self, file: Path) -> Iterator[Kline | Rejected]:
+    def _dump(self, file: Path, rejections: Rejections | None = None) -> Iterator[Kline | Rejected]:
+        rejections = rejections or self.rejections
         name_parts = file.name.split("-")
         symbol = self.symbol or name_parts[0].upper()
         interval = name_parts[1] if len(name_parts) > 1 and name_parts[1] in INTERVAL_MS else None
@@ -108,9 +147,12 @@ class ReplaySource:
             try:
                 yield kline_from_csv_row(symbol, row, interval)
             except InvalidKline as exc:
-                yield self.rejections.record(exc, ",".join(row).encode())
+                yield rejections.record(exc, ",".join(row).encode())
 
-    def _recording(self, file: Path) -> Iterator[Kline | Rejected]:
+    def _recording(
+        self, file: Path, rejections: Rejections | None = None
+    ) -> Iterator[Kline | Rejected]:
+        rejections = rejections or self.rejections
         with file.open("rb") as lines:
             for line in lines:
                 raw = line.strip()
@@ -119,7 +161,7 @@ class ReplaySource:
                 try:
                     message = parse_stream_message(raw, self.symbols)
                 except InvalidKline as exc:
-                    yield self.rejections.record(exc, raw)
+                    yield rejections.record(exc, raw)
                     continue
                 if not isinstance(message, ServerShutdown | ControlReply):
                     yield message

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from decimal import ROUND_DOWN, Decimal
 
+from cryptochart.core.instrument import Instrument, step_of
 from cryptochart.core.kline import Kline
 from cryptochart.ingest.sources.base import Rejected
 
@@ -94,6 +95,10 @@ class _Walk:
             event_time=event_time,
         )
 
+    def instrument(self) -> Instrument:
+        """This market's grids: prices move by ticks, volumes by lots."""
+        return Instrument(self.symbol, step_of(self.price_decimals), step_of(self.lot_decimals))
+
     def _price(self, ticks: int) -> Decimal:
         return Decimal(ticks * self._price_unit).scaleb(-8)
 
@@ -138,6 +143,10 @@ class SimulatedSource:
         self._count = count
         self._until_ms = until_ms
         self._catch_up = catch_up
+
+    async def instruments(self) -> list[Instrument]:
+        """Each symbol's tick and lot size, from its price level (the grids its klines use)."""
+        return [_Walk(self.seed, symbol).instrument() for symbol in self.symbols]
 
     async def stream(self) -> AsyncIterator[Kline | Rejected]:
         walks = [_Walk(self.seed, symbol) for symbol in self.symbols]

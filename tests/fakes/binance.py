@@ -2,9 +2,10 @@
 
 WebSocket combined streams (``/stream?streams=btcusdt@kline_1s/...``, SUBSCRIBE requests, pings
 whose pongs must echo the payload, ``serverShutdown`` notices, connections cut on demand) and REST
-``/api/v3/ping``, ``/api/v3/time`` and ``/api/v3/klines`` (with 429/418 + ``Retry-After`` on
-demand) serve the same deterministic klines (:mod:`tests.fakes.market`). Its clock may run faster
-than real time (``speed``), so a test sees minutes of klines in seconds.
+``/api/v3/ping``, ``/api/v3/time``, ``/api/v3/klines`` (with 429/418 + ``Retry-After`` on
+demand) and ``/api/v3/exchangeInfo`` (each symbol's PRICE_FILTER tick size and LOT_SIZE step, the
+grids its klines lie on) serve the same deterministic market (:mod:`tests.fakes.market`). Its
+clock may run faster than real time (``speed``), so a test sees minutes of klines in seconds.
 
 In process::
 
@@ -45,10 +46,12 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from cryptochart.core.kline import Kline
-from tests.fakes.market import in_progress, kline_at
+from tests.fakes.market import LOT_SIZE, in_progress, kline_at, tick_size
 
 _STREAM = re.compile(r"([a-z0-9]{1,20})@kline_1s")
 _DEFAULT_LIMIT, _MAX_LIMIT = 500, 1000
+# What exchangeInfo lists without a symbol parameter; any other symbol is listed when asked for.
+LISTED = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT")
 
 
 class FakeClock:
@@ -111,8 +114,10 @@ class FakeBinance:
         max_messages_per_second: int = 5,
         ping_interval: float | None = None,
         pong_timeout: float = 5.0,
+        listed: tuple[str, ...] = LISTED,
     ) -> None:
         self.seed = seed
+        self.listed = listed
         now = int(time.time() * 1000) if start_ms is None else start_ms
         self.clock = FakeClock(now // 1000 * 1000, speed)
         self.host = host
@@ -350,6 +355,7 @@ class FakeBinance:
             "/api/v3/ping": self._rest_ping,
             "/api/v3/time": self._rest_time,
             "/api/v3/klines": self._rest_klines,
+            "/api/v3/exchangeInfo": self._rest_exchange_info,
             "/fake/drop": self._control_drop,
             "/fake/server-shutdown": self._control_shutdown,
             "/fake/throttle": self._control_throttle,
@@ -378,6 +384,24 @@ class FakeBinance:
         except ValueError as exc:
             return _json_response(400, {"code": -1100, "msg": str(exc)})
         return _json_response(200, rows)
+
+    async def _rest_exchange_info(self, query: dict[str, str]) -> Response:
+        try:
+            if "symbol" in query:
+                symbols = [query["symbol"]]
+            elif "symbols" in query:
+                symbols = json.loads(query["symbols"])
+                if not isinstance(symbols, list) or not all(isinstance(x, str) for x in symbols):
+                    raise ValueError
+            else:
+                symbols = list(self.listed)
+        except ValueError:
+            return _json_response(
+                400, {"code": -1100, "msg": "Illegal characters found in a parameter."}
+            )
+        if not all(s.isalnum() and s == s.upper() for s in symbols):
+            return _json_response(400, {"code": -1121, "msg": "Invalid symbol."})
+        return _json_response(200, exchange_info(self.seed, symbols, self.now_ms()))
 
     def _kline_rows(self, query: dict[str, str]) -> list[list[object]]:
         symbol = query.get("symbol", "")
@@ -478,6 +502,118 @@ def rest_row(kline: Kline) -> list[object]:
     ]
 
 
+def exchange_info(seed: int, symbols: list[str], server_time: int) -> dict[str, object]:
+    """Binance's ``/api/v3/exchangeInfo`` answer for ``symbols``, field for field."""
+    return {
+        "timezone": "UTC",
+        "serverTime": server_time,
+        "rateLimits": [
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": 6000,
+            },
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+            {
+                "rateLimitType": "RAW_REQUESTS",
+                "interval": "MINUTE",
+                "intervalNum": 5,
+                "limit": 61000,
+            },
+        ],
+        "exchangeFilters": [],
+        "symbols": [_symbol_entry(seed, symbol) for symbol in symbols],
+    }
+
+
+def _symbol_entry(seed: int, symbol: str) -> dict[str, object]:
+    base, quote = (
+        (symbol[:-4], symbol[-4:]) if symbol.endswith("USDT") else (symbol[:-3], symbol[-3:])
+    )
+    tick = decimal_text(tick_size(seed, symbol))
+    lot = decimal_text(LOT_SIZE)
+    return {
+        "symbol": symbol,
+        "status": "TRADING",
+        "baseAsset": base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
+        "orderTypes": [
+            "LIMIT",
+            "LIMIT_MAKER",
+            "MARKET",
+            "STOP_LOSS",
+            "STOP_LOSS_LIMIT",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_LIMIT",
+        ],
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "otoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": True,
+        "cancelReplaceAllowed": True,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": True,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": tick,
+                "maxPrice": "1000000.00000000",
+                "tickSize": tick,
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": lot,
+                "maxQty": "9000.00000000",
+                "stepSize": lot,
+            },
+            {"filterType": "ICEBERG_PARTS", "limit": 10},
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": "0.00000000",
+                "maxQty": "100.00000000",
+                "stepSize": "0.00000000",
+            },
+            {
+                "filterType": "TRAILING_DELTA",
+                "minTrailingAboveDelta": 10,
+                "maxTrailingAboveDelta": 2000,
+                "minTrailingBelowDelta": 10,
+                "maxTrailingBelowDelta": 2000,
+            },
+            {
+                "filterType": "PERCENT_PRICE_BY_SIDE",
+                "bidMultiplierUp": "5",
+                "bidMultiplierDown": "0.2",
+                "askMultiplierUp": "5",
+                "askMultiplierDown": "0.2",
+                "avgPriceMins": 5,
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": "5.00000000",
+                "applyMinToMarket": True,
+                "maxNotional": "9000000.00000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
+            {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
+        ],
+        "permissions": [],
+        "permissionSets": [["SPOT", "MARGIN"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+    }
+
+
 def decimal_text(value: Decimal) -> str:
     """A decimal the way Binance prints it: fixed point, 8 places."""
     return f"{value:.8f}"
@@ -536,6 +672,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ping-interval", type=float, help="seconds between pings (default: none)")
     parser.add_argument("--max-streams", type=int, default=1024, help="streams per connection")
     parser.add_argument(
+        "--listed",
+        default=",".join(LISTED),
+        help="symbols exchangeInfo lists when asked for all (comma-separated)",
+    )
+    parser.add_argument(
         "--no-in-progress", action="store_true", help="send only closed klines, once a second"
     )
     args = parser.parse_args(argv)
@@ -548,6 +689,7 @@ def main(argv: list[str] | None = None) -> None:
         in_progress_updates=not args.no_in_progress,
         max_streams_per_connection=args.max_streams,
         ping_interval=args.ping_interval,
+        listed=tuple(s for s in args.listed.split(",") if s),
     )
     asyncio.run(_serve_until_signalled(fake))
 

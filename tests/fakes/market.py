@@ -16,6 +16,7 @@ import msgspec
 from cryptochart.core.kline import Kline
 
 SCALE = Decimal("1e-8")  # Binance prints prices and volumes with 8 decimals
+LOT_SIZE = SCALE  # every volume is a whole number of 1e-8 units
 _KNOWN_PRICES = {"BTCUSDT": 61_000.0, "ETHUSDT": 3_400.0, "BNBUSDT": 410.0, "SOLUSDT": 125.0}
 _WAVES = ((3607.0, 0.01), (601.0, 0.003), (59.0, 0.0008))  # (period s, amplitude of log price)
 
@@ -57,6 +58,11 @@ def _traits(seed: int, symbol: str) -> _Symbol:
     if traits is None:
         traits = _symbols[(seed, symbol)] = _Symbol(seed, symbol)
     return traits
+
+
+def tick_size(seed: int, symbol: str) -> Decimal:
+    """The price step of ``symbol``'s klines: every price is a whole number of ticks."""
+    return Decimal(1).scaleb(-_traits(seed, symbol).decimals)
 
 
 def kline_at(seed: int, symbol: str, open_time: int) -> Kline:

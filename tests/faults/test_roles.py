@@ -1,7 +1,7 @@
 """Security of the database roles: the analyst and the API's role read the documented relations
-(kline_1s, kline_1m, kline_5m, kline_15m, kline_1h, kline_1d) and can do nothing else: no other
-reads, no writes, no DDL. Checked both from the catalogue (every privilege on every object) and
-by trying, as each role, what it must not do.
+(kline_1s, kline_1m, kline_5m, kline_15m, kline_1h, kline_1d, their kline_*_stats views and
+symbol_info) and can do nothing else: no other reads, no writes, no DDL. Checked both from the
+catalogue (every privilege on every object) and by trying, as each role, what it must not do.
 
 On TimescaleDB the readers also hold SELECT, by the extension's design, on its own catalogue and
 information views (granted to PUBLIC: metadata such as chunk ranges and job settings) and on the
@@ -24,7 +24,8 @@ from cryptochart.ingest.minute_job import MinuteJob
 from tests.faults.conftest import Scenario
 from tests.faults.expected import past_start, sim_klines
 
-DOCUMENTED = {"kline_1s", "kline_1m", "kline_5m", "kline_15m", "kline_1h", "kline_1d"}
+KLINES = {"kline_1s", "kline_1m", "kline_5m", "kline_15m", "kline_1h", "kline_1d"}
+DOCUMENTED = KLINES | {f"{r}_stats" for r in KLINES} | {"symbol_info"}
 READERS = ("cryptochart_analyst", "cryptochart_api")
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 

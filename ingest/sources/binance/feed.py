@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 
+from cryptochart.core.instrument import Instrument
 from cryptochart.core.kline import Kline
 from cryptochart.core.settings import Settings
 from cryptochart.ingest.sources.base import Rejected
@@ -102,6 +103,13 @@ class BinanceSource:
         """The symbols of each connection, in order."""
         size = self.policy.streams_per_connection
         return [self.symbols[i : i + size] for i in range(0, len(self.symbols), size)]
+
+    async def instruments(self) -> list[Instrument]:
+        """The symbols' tick and lot sizes from Binance's exchangeInfo."""
+        if self._rest is not None:
+            return await self._rest.instruments(self.symbols)
+        async with BinanceRest(self._rest_url, max_attempts=3) as rest:
+            return await rest.instruments(self.symbols)
 
     async def stream(self) -> AsyncIterator[Kline | Rejected]:
         """Klines until cancelled: in-progress updates, and each closed kline once, in order."""

@@ -1,4 +1,5 @@
-"""Binance's public REST market data: the reachability ping and closed klines over a time range.
+"""Binance's public REST market data: the reachability ping, closed klines over a time range and
+the symbols' tick and lot sizes (``exchangeInfo``).
 
 Used by the live source to fill gaps after reconnects and by ``backfill`` to load history. Rate
 limits are honoured: an HTTP 429 or 418 pauses every request of this client for ``Retry-After``.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from types import TracebackType
 from typing import Self
 
@@ -17,8 +18,13 @@ import httpx
 import msgspec
 
 from cryptochart.core.backoff import Backoff
+from cryptochart.core.instrument import Instrument
 from cryptochart.core.kline import InvalidKline, Kline
 from cryptochart.ingest.sources.base import Rejected
+from cryptochart.ingest.sources.binance.exchange_info import (
+    UnreadableExchangeInfo,
+    instruments_from_exchange_info,
+)
 from cryptochart.ingest.sources.binance.messages import (
     INTERVAL_MS,
     decode_rest_page,
@@ -83,6 +89,18 @@ class BinanceRest:
         """Return if ``/api/v3/ping`` answers; raise httpx.HTTPError otherwise (no retries)."""
         response = await self._client.get("/api/v3/ping")
         response.raise_for_status()
+
+    async def instruments(self, symbols: Collection[str]) -> list[Instrument]:
+        """The tick and lot size of those of ``symbols`` Binance lists.
+
+        One request for every symbol (``/api/v3/exchangeInfo`` without parameters, weight 20):
+        asking for a list instead would fail whole for one unlisted name.
+        """
+        response = await self._get("/api/v3/exchangeInfo", {})
+        try:
+            return instruments_from_exchange_info(response.content, symbols)
+        except UnreadableExchangeInfo as exc:
+            raise BinanceRestError(f"exchangeInfo: unreadable answer: {exc}") from None
 
     async def klines(
         self, symbol: str, start_ms: int, end_ms: int, interval: str = "1s"
