@@ -159,6 +159,10 @@ def days(gaps: Gaps) -> Iterator[Day]:
         day_start += DAY_MS
 
 
+def counted(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def clock(ms: int, with_seconds: bool = True) -> str:
     return to_datetime(ms).strftime("%H:%M:%S" if with_seconds else "%H:%M")
 
@@ -190,7 +194,8 @@ def report_lines(found: list[Gaps]) -> Iterator[str]:
             yield (
                 f"{day.symbol} {day.day:%Y-%m-%d}: {day.expected} expected, "
                 f"{day.expected - day.missing_seconds} stored, {day.missing_seconds} missing in "
-                f"{len(day.missing)} ranges, {len(day.short_minutes)} minutes under 60 seconds"
+                f"{counted(len(day.missing), 'range')}, "
+                f"{counted(len(day.short_minutes), 'minute')} under 60 seconds"
             )
             if day.missing:
                 yield "  missing " + _listed(
@@ -213,8 +218,8 @@ def summary(found: list[Gaps]) -> str:
     ranges = sum(len(g.missing) for g in found)
     empty = [g.symbol for g in found if g.nothing_stored]
     line = (
-        f"{len(found)} symbols: {expected} seconds expected, {expected - missing} stored, "
-        f"{missing} missing in {ranges} ranges"
+        f"{counted(len(found), 'symbol')}: {expected} seconds expected, "
+        f"{expected - missing} stored, {missing} missing in {counted(ranges, 'range')}"
     )
     return line + (f"; nothing stored for {', '.join(empty)}" if empty else "")
 

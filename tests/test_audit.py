@@ -120,9 +120,7 @@ async def test_audit_finds_dropped_seconds_and_repair_restores_them(settings: Se
             checked = await asyncio.to_thread(run_cli, ours, "audit", *period)
             assert checked.returncode == 1, checked.stderr
             day = f"{datetime.fromtimestamp(start / 1000, UTC):%Y-%m-%d}"
-            assert (
-                f"AUDITA {day}: 300 expected, 295 stored, 5 missing in 1 ranges" in checked.stdout
-            )
+            assert f"AUDITA {day}: 300 expected, 295 stored, 5 missing in 1 range" in checked.stdout
             assert (
                 f"AUDITB {day}: 300 expected, 294 stored, 6 missing in 3 ranges" in checked.stdout
             )
