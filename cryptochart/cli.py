@@ -18,7 +18,7 @@ from cryptochart.ingest.cli import add_source_options
 
 Command = Callable[[argparse.Namespace, Settings], int]
 # Commands that run until stopped: a SIGTERM before they are up is a clean stop, as after.
-STAGES = frozenset({"produce", "insert", "aggregate", "serve", "run"})
+STAGES = frozenset({"produce", "insert", "minute-job", "aggregate", "serve", "run"})
 
 
 class Terminated(Exception):

@@ -68,7 +68,7 @@ def stage_children(
         ),
         Child(
             "minute job",
-            ["aggregate"],
+            ["minute-job"],
             stage_env(base, CRYPTOCHART_MINUTE_JOB_DATABASE_URL=settings.minute_job_dsn),
         ),
         Child("producer", ["produce", *produce], stage_env(base)),

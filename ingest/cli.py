@@ -235,8 +235,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     insert.set_defaults(run=_insert)
 
     aggregate = sub.add_parser(
-        "aggregate",
-        help="refresh kline_1m and higher intervals (the minute job)",
+        "minute-job",
+        aliases=["aggregate"],
+        help="refresh kline_1m and higher intervals (alias: aggregate)",
         description="Roll 1s klines up into 1m, 5m, 15m, 1h and 1d candles over exactly the "
         "ranges that received data, as soon as each minute is final.",
     )
