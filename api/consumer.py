@@ -23,6 +23,7 @@ import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from cryptochart.api.metrics import CONSUMER_LAG, KAFKA_MESSAGES, KAFKA_UNDECODABLE
+from cryptochart.core.kafka_clients import RECONNECT
 from cryptochart.core.kline import InvalidKline, Kline, decode, validate
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class KlineFeed:
         self._loop = loop
         self._config: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
+            **RECONNECT,
             "group.id": f"cryptochart-api-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}",
             "client.id": "cryptochart-api",
             "enable.auto.commit": False,

@@ -31,6 +31,7 @@ from confluent_kafka import (
 from cryptochart.core.backoff import Backoff
 from cryptochart.core.database import connect
 from cryptochart.core.instrument import Instrument, decode_instrument, validate_instrument
+from cryptochart.core.kafka_clients import RECONNECT
 from cryptochart.core.kline import InvalidKline, Kline, decode, row, validate
 from cryptochart.core.settings import Settings
 from cryptochart.ingest.inserter_sql import (
@@ -100,6 +101,7 @@ class KlineInserter:
         self._consumer = Consumer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap,
+                **RECONNECT,
                 "group.id": settings.inserter_group,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
@@ -114,7 +116,7 @@ class KlineInserter:
                 ),
             }
         )
-        self._dead_letters = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+        self._dead_letters = Producer({"bootstrap.servers": settings.kafka_bootstrap, **RECONNECT})
 
     def run(self) -> None:
         """Consume and write until ``stop`` is set; then commit what was written and leave."""

@@ -18,6 +18,7 @@ from collections import Counter
 from confluent_kafka import KafkaError, Message, Producer
 
 from cryptochart.core.instrument import Instrument, encode_instrument
+from cryptochart.core.kafka_clients import RECONNECT
 from cryptochart.core.kline import Kline, encode
 from cryptochart.core.settings import Settings
 from cryptochart.ingest.sources.base import KlineSource, Rejected
@@ -37,6 +38,7 @@ class KlineProducer:
         self._producer = Producer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap,
+                **RECONNECT,
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 5,
