@@ -12,6 +12,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.enums import ScopeType
+from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
@@ -19,8 +20,8 @@ from litestar.types import Message, Scope
 
 from cryptochart.api.catalog import Catalog
 from cryptochart.api.channels import channels_plugin
-from cryptochart.api.config import ApiConfig
 from cryptochart.api.completeness import watch_missing_seconds
+from cryptochart.api.config import ApiConfig
 from cryptochart.api.consumer import KlineFeed
 from cryptochart.api.controllers.gaps import GapsController
 from cryptochart.api.controllers.health import HealthController
@@ -31,6 +32,7 @@ from cryptochart.api.controllers.ticker import TickerController
 from cryptochart.api.errors import EXCEPTION_HANDLERS
 from cryptochart.api.frontend import frontend_router
 from cryptochart.api.hub import Hub, database_readers
+from cryptochart.api.limits import RequestsInProgress, SocketsPerAddress
 from cryptochart.api.pool import Pool, create_pool
 from cryptochart.api.shared import Shared
 from cryptochart.api.tickers import Ticker
@@ -106,7 +108,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         """The read-only pool and the Kafka feed; neither has to be up for the API to start."""
         pool = create_pool(settings.api_dsn, config)
         await pool.open(wait=False)
-        catalog = Catalog(pool, settings.symbols)
+        catalog = Catalog(pool, settings.symbols, config.unknown_symbol_ttl)
         hub = Hub(channels, database_readers(pool), catalog.saw)
         feed = KlineFeed(
             settings.kafka_bootstrap, settings.klines_topic, asyncio.get_running_loop()
@@ -137,6 +139,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
             await hub.close()
             await pool.close()
 
+    sockets = SocketsPerAddress(config.ws_per_address)
     prometheus = PrometheusConfig(
         app_name="cryptochart-api",
         prefix="cryptochart_api",
@@ -150,6 +153,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         "hub": Provide(_provide_hub, sync_to_thread=False),
         "feed": Provide(_provide_feed, sync_to_thread=False),
         "api_config": Provide(lambda: config, sync_to_thread=False),
+        "sockets": Provide(lambda: sockets, sync_to_thread=False),
         "readiness": Provide(_provide_readiness, sync_to_thread=False),
         "all_tickers": Provide(_provide_all_tickers, sync_to_thread=False),
         "raw_retention": Provide(lambda: settings.retention_1s, sync_to_thread=False),
@@ -174,6 +178,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
             RateLimitConfig(
                 rate_limit=("minute", config.rate_limit_per_minute), exclude=UNLIMITED_PATHS
             ).middleware,
+            DefineMiddleware(RequestsInProgress, limit=config.max_requests_in_progress),
         ],
         cors_config=CORSConfig(allow_origins=list(config.cors_origins), allow_methods=["GET"]),
         exception_handlers=EXCEPTION_HANDLERS,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 import msgspec
@@ -15,6 +17,7 @@ from cryptochart.api.pool import Pool
 from cryptochart.core.database import AsyncConn
 
 SYMBOL_PATTERN = re.compile(r"[A-Z0-9]{1,32}")
+UNKNOWN_REMEMBERED = 10_000  # unknown symbols remembered at most (the oldest are forgotten)
 
 # Newest-row probes, as the planner walks the primary key for them (an EXISTS may not).
 HAS_DATA_QUERY = """
@@ -52,8 +55,7 @@ SELECT s.symbol,
        info.tick_size,
        info.lot_size
 FROM symbols s
-LEFT JOIN LATERAL (SELECT tick_size, lot_size FROM symbol_info WHERE symbol = s.symbol
-                   LIMIT 1) info ON true
+LEFT JOIN symbol_info info ON info.symbol = s.symbol
 LEFT JOIN LATERAL (SELECT open_time, close FROM kline_1s WHERE symbol = s.symbol
                    ORDER BY open_time DESC LIMIT 1) last_s ON true
 LEFT JOIN LATERAL (SELECT open_time, close FROM kline_1m WHERE symbol = s.symbol
@@ -79,15 +81,26 @@ class SymbolInfo(msgspec.Struct, rename="camel"):
 
 
 class Catalog:
-    """Answers "is this a symbol?" without a query for the symbols already known."""
+    """Answers "is this a symbol?" without a query for the symbols already known, nor for those
+    the database did not have within the last ``unknown_ttl`` seconds."""
 
-    def __init__(self, pool: Pool, configured: Iterable[str]) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        configured: Iterable[str],
+        unknown_ttl: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._pool = pool
         self._known = set(configured)
+        self._unknown_ttl = unknown_ttl
+        self._clock = clock
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # symbol -> when asked, oldest first
 
     def saw(self, symbol: str) -> None:
         """A symbol arrived on Kafka."""
         self._known.add(symbol)
+        self._unknown.pop(symbol, None)
 
     async def exists(self, symbol: str) -> bool:
         """Whether ``symbol`` is configured, on Kafka, or in the database."""
@@ -95,12 +108,19 @@ class Catalog:
             return True
         if not SYMBOL_PATTERN.fullmatch(symbol):
             return False
+        asked = self._unknown.get(symbol)
+        if asked is not None and self._clock() - asked < self._unknown_ttl:
+            return False
         async with self._pool.connection() as conn:
             cur = await conn.execute(HAS_DATA_QUERY, {"symbol": symbol})
             row = await cur.fetchone()
         if row is not None:
-            self._known.add(symbol)
+            self.saw(symbol)
             return True
+        self._unknown.pop(symbol, None)
+        self._unknown[symbol] = self._clock()
+        while len(self._unknown) > UNKNOWN_REMEMBERED:
+            self._unknown.popitem(last=False)
         return False
 
 

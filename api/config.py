@@ -32,6 +32,15 @@ API_WS_BACKLOG = 256
 # CRYPTOCHART_API_WS_PING_INTERVAL / _TIMEOUT: server pings, and how long a pong may take.
 API_WS_PING_INTERVAL = 20.0
 API_WS_PING_TIMEOUT = 20.0
+# CRYPTOCHART_API_WS_MESSAGES_PER_SECOND: client frames per WebSocket and second; past it, 1008.
+API_WS_MESSAGES_PER_SECOND = 20
+# CRYPTOCHART_API_WS_PER_ADDRESS: open WebSockets per client address; past it, 1013.
+API_WS_PER_ADDRESS = 32
+# CRYPTOCHART_API_MAX_REQUESTS_IN_PROGRESS: REST requests answered at once; past it, 503.
+API_MAX_REQUESTS_IN_PROGRESS = 64
+# CRYPTOCHART_API_UNKNOWN_SYMBOL_TTL: seconds a symbol found in no store is answered unknown
+# without asking the database again (one arriving on Kafka is known at once).
+API_UNKNOWN_SYMBOL_TTL = 10.0
 # CRYPTOCHART_API_GAPS_METRIC_SECONDS: how often the missing-seconds gauge is recomputed.
 API_GAPS_METRIC_SECONDS = 30.0
 # CRYPTOCHART_API_FRONTEND_DIR: the built frontend served at "/".
@@ -51,6 +60,10 @@ class ApiConfig:
     ws_backlog: int = API_WS_BACKLOG
     ws_ping_interval: float = API_WS_PING_INTERVAL
     ws_ping_timeout: float = API_WS_PING_TIMEOUT
+    ws_messages_per_second: int = API_WS_MESSAGES_PER_SECOND
+    ws_per_address: int = API_WS_PER_ADDRESS
+    max_requests_in_progress: int = API_MAX_REQUESTS_IN_PROGRESS
+    unknown_symbol_ttl: float = API_UNKNOWN_SYMBOL_TTL
     gaps_metric_seconds: float = API_GAPS_METRIC_SECONDS
     frontend_dir: Path = API_FRONTEND_DIR
 

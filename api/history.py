@@ -4,7 +4,9 @@ The aggregate relations lag: the minute job materialises a bucket about a second
 minute, so the newest bucket of a level is missing or partial. Every read therefore takes a
 level's materialised rows only before its newest bucket, and recomputes the buckets from there
 on out of the finer level, recursively down to ``kline_1s``: a 1d tail folds at most a day of
-1h rows, a few 15m/5m/1m rows and under a minute of 1s rows.
+1h rows, a few 15m/5m/1m rows and under a minute of 1s rows. A level that is empty or lags far
+behind is recomputed only over the buckets a page needs: windows of at most ``limit`` buckets,
+walked from the page's end and jumping over stretches without data.
 All reads are ranges of the (symbol, open_time) primary key.
 """
 
@@ -59,9 +61,25 @@ def newest_query(interval: Interval) -> sql.Composed:
     ).format(relation=sql.Identifier(interval.relation))
 
 
+def nearest_query(interval: Interval, before: bool) -> sql.Composed:
+    """Open time of one symbol's row nearest to %s: the newest before it, or the oldest at or
+    after it."""
+    condition, order = ("<", "DESC") if before else (">=", "ASC")
+    return sql.SQL(
+        "SELECT open_time FROM {relation} WHERE symbol = %s AND open_time {condition} %s "
+        "ORDER BY open_time {order} LIMIT 1"
+    ).format(
+        relation=sql.Identifier(interval.relation),
+        condition=sql.SQL(condition),
+        order=sql.SQL(order),
+    )
+
+
 _ASCENDING = {name: range_query(i, descending=False) for name, i in INTERVALS.items()}
 _DESCENDING = {name: range_query(i, descending=True) for name, i in INTERVALS.items()}
 _NEWEST = {name: newest_query(i) for name, i in INTERVALS.items()}
+_BEFORE = {name: nearest_query(i, before=True) for name, i in INTERVALS.items()}
+_FROM = {name: nearest_query(i, before=False) for name, i in INTERVALS.items()}
 
 
 def _candle(row: tuple[Any, ...], interval: Interval) -> Candle:
@@ -126,6 +144,73 @@ async def _tail(conn: AsyncConn, interval: Interval, symbol: str, lo: int, hi: i
     return fold(await complete(conn, INTERVALS[interval.finer], symbol, lo, hi), interval)
 
 
+def finer_levels(interval: Interval) -> list[Interval]:
+    """The levels ``interval`` is rolled up from, down to 1s."""
+    out = []
+    while interval.finer is not None:
+        interval = INTERVALS[interval.finer]
+        out.append(interval)
+    return out
+
+
+async def finer_data_near(
+    conn: AsyncConn, interval: Interval, symbol: str, at: int, *, before: bool
+) -> int | None:
+    """The bucket of ``interval`` holding the finer data nearest ``at`` (the newest before it,
+    or the oldest at or after it), over every finer level; None when there is none."""
+    found = []
+    for level in finer_levels(interval):
+        cur = await conn.execute(
+            (_BEFORE if before else _FROM)[level.name], (symbol, to_datetime(at))
+        )
+        row = await cur.fetchone()
+        if row is not None:
+            found.append(to_ms(row[0]))
+    if not found:
+        return None
+    return floor_to(max(found) if before else min(found), interval)
+
+
+async def newest_folded(
+    conn: AsyncConn, interval: Interval, symbol: str, lo: int, hi: int, limit: int
+) -> list[Candle]:
+    """The newest ``limit`` candles of ``interval`` in [lo, hi) folded from the finer level,
+    ascending: recomputed over windows of at most the buckets still wanted, from ``hi`` down,
+    each empty stretch skipped in one probe. Never folds more than ``limit`` buckets' worth of
+    data beyond the page (bounds bucket-aligned)."""
+    out: list[Candle] = []
+    top = hi
+    while top > lo and len(out) < limit:
+        bottom = max(lo, top - (limit - len(out)) * interval.ms)
+        out = await _tail(conn, interval, symbol, bottom, top) + out
+        if len(out) >= limit or bottom <= lo:
+            break
+        nearest = await finer_data_near(conn, interval, symbol, bottom, before=True)
+        if nearest is None or nearest < lo:
+            break
+        top = nearest + interval.ms
+    return out[-limit:]
+
+
+async def oldest_folded(
+    conn: AsyncConn, interval: Interval, symbol: str, lo: int, hi: int, limit: int
+) -> list[Candle]:
+    """The oldest ``limit`` candles of ``interval`` in [lo, hi) folded from the finer level, like
+    :func:`newest_folded` but walking up from ``lo``."""
+    out: list[Candle] = []
+    bottom = lo
+    while bottom < hi and len(out) < limit:
+        top = min(hi, bottom + (limit - len(out)) * interval.ms)
+        out += await _tail(conn, interval, symbol, bottom, top)
+        if len(out) >= limit or top >= hi:
+            break
+        nearest = await finer_data_near(conn, interval, symbol, top, before=False)
+        if nearest is None or nearest >= hi:
+            break
+        bottom = nearest
+    return out[:limit]
+
+
 async def complete(
     conn: AsyncConn, interval: Interval, symbol: str, lo: int, hi: int
 ) -> list[Candle]:
@@ -163,12 +248,14 @@ async def _first(
         return await rows(conn, interval, symbol, lo, hi, limit=limit)
     newest = await newest_open_time(conn, interval, symbol)
     if newest is None:
-        return (await _tail(conn, interval, symbol, lo, hi))[:limit]
+        return await oldest_folded(conn, interval, symbol, lo, hi, limit)
     upto = min(hi, newest + interval.ms)
     materialised = await rows(conn, interval, symbol, lo, upto, limit=limit)
     if len(materialised) == limit and materialised[-1].open_time < newest:
         return materialised  # the page ends before the newest bucket
-    tail = await _tail(conn, interval, symbol, max(lo, newest), hi)
+    # The newest materialised bucket comes again from the finer level, to splice it.
+    wanted = limit - len(materialised) + 1
+    tail = await oldest_folded(conn, interval, symbol, max(lo, newest), hi, wanted)
     return _splice(materialised, tail)[:limit]
 
 
@@ -180,8 +267,8 @@ async def _last(
         return newest_first[::-1]
     newest = await newest_open_time(conn, interval, symbol)
     if newest is None:
-        return (await _tail(conn, interval, symbol, 0, hi))[-limit:]
-    tail = await _tail(conn, interval, symbol, newest, hi)
+        return await newest_folded(conn, interval, symbol, 0, hi, limit)
+    tail = await newest_folded(conn, interval, symbol, newest, hi, limit)
     # The newest bucket is fetched even when the tail alone fills the page, to splice it.
     wanted = max(1, limit - len(tail) + 1)
     upto = min(hi, newest + interval.ms)

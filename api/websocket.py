@@ -18,7 +18,11 @@ from litestar import WebSocket, websocket
 from litestar.channels import ChannelsPlugin, Subscriber
 from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
-from litestar.status_codes import WS_1008_POLICY_VIOLATION, WS_1009_MESSAGE_TOO_BIG
+from litestar.status_codes import (
+    WS_1008_POLICY_VIOLATION,
+    WS_1009_MESSAGE_TOO_BIG,
+    WS_1013_TRY_AGAIN_LATER,
+)
 from psycopg_pool import PoolTimeout
 
 from cryptochart.api.catalog import Catalog
@@ -40,6 +44,7 @@ from cryptochart.api.frames import (
 )
 from cryptochart.api.hub import Hub
 from cryptochart.api.intervals import INTERVALS, Interval
+from cryptochart.api.limits import MessageRate, SocketsPerAddress
 from cryptochart.api.metrics import FRAMES_SENT, WS_CLIENTS
 
 log = logging.getLogger(__name__)
@@ -82,6 +87,8 @@ class Session:
         # channel name -> (channel, its subscriber; None while being followed)
         self._subscriptions: dict[str, tuple[Channel, Subscriber | None]] = {}
         self._status: Subscriber | None = None
+        # Each subscribe may read the database (the current candle): bounded per socket.
+        self._rate = MessageRate(config.ws_messages_per_second)
 
     async def send(self, data: bytes) -> None:
         async with self._lock:
@@ -116,6 +123,13 @@ class Session:
             if len(raw) > limit:
                 async with self._lock:
                     await self._socket.close(WS_1009_MESSAGE_TOO_BIG, f"frame over {limit} bytes")
+                return
+            if not self._rate.allow():
+                rate = self._rate.limit
+                async with self._lock:
+                    await self._socket.close(
+                        WS_1008_POLICY_VIOLATION, f"over {rate} messages per second"
+                    )
                 return
             try:
                 await self._handle(raw)
@@ -233,12 +247,18 @@ async def live_socket(
     hub: NamedDependency[Hub],
     catalog: NamedDependency[Catalog],
     api_config: NamedDependency[ApiConfig],
+    sockets: NamedDependency[SocketsPerAddress],
 ) -> None:
     """Live klines, tickers and the source status; see api/frames.py for the protocol."""
     if not origin_allowed(socket.headers.get("origin"), api_config.ws_origins):
         await socket.close(WS_1008_POLICY_VIOLATION, "origin not allowed")
         return
+    address = socket.client.host if socket.client else "unknown"
     await socket.accept()
+    if not sockets.admit(address):
+        reason = f"at most {sockets.limit} connections per address"
+        await socket.close(WS_1013_TRY_AGAIN_LATER, reason)
+        return
     session = Session(socket, channels, hub, catalog, api_config)
     WS_CLIENTS.inc()
     hub.clients += 1
@@ -247,6 +267,7 @@ async def live_socket(
     except WebSocketDisconnect:
         pass
     finally:
+        sockets.release(address)
         hub.clients -= 1
         WS_CLIENTS.dec()
         await session.close()
