@@ -29,6 +29,7 @@ from cryptochart.api.controllers.klines import KlinesController
 from cryptochart.api.controllers.status import StatusController
 from cryptochart.api.controllers.symbols import SymbolsController
 from cryptochart.api.controllers.ticker import TickerController
+from cryptochart.api.controllers.udf import UdfController
 from cryptochart.api.errors import EXCEPTION_HANDLERS
 from cryptochart.api.frontend import frontend_router
 from cryptochart.api.hub import Hub, database_readers
@@ -164,6 +165,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
             SymbolsController,
             TickerController,
             GapsController,
+            UdfController,
             StatusController,
             HealthController,
             PrometheusController,

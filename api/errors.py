@@ -19,7 +19,13 @@ from psycopg_pool import PoolTimeout
 log = logging.getLogger(__name__)
 
 # Python parameter names whose query names differ.
-QUERY_NAMES = {"start_time": "startTime", "end_time": "endTime"}
+QUERY_NAMES = {
+    "start_time": "startTime",
+    "end_time": "endTime",
+    "with_seconds": "withSeconds",
+    "with_stats": "withStats",
+    "from_": "from",
+}
 _MISSING = re.compile(r"Missing required \w+ parameter '([^']+)'")
 
 

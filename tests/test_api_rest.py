@@ -339,6 +339,8 @@ def test_schema_is_served(http: httpx.Client) -> None:
     names = {p["name"] for p in klines["parameters"]}
     assert names == {"symbol", "interval", "startTime", "endTime", "limit", "withSeconds"}
     assert {"/api/v1/symbols", "/api/v1/ticker", "/api/v1/status"} <= set(schema["paths"])
+    udf = {"/udf/config", "/udf/symbols", "/udf/search", "/udf/history", "/udf/time"}
+    assert udf <= set(schema["paths"])
 
 
 def test_health_ready_metrics_status(http: httpx.Client) -> None:
