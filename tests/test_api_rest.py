@@ -277,6 +277,9 @@ BAD = [
     ({"symbol": "RESTBADUSDT", "interval": "1m", "limit": 0}, "limit"),
     ({"symbol": "RESTBADUSDT", "interval": "1m", "limit": 1001}, "limit"),
     ({"symbol": "RESTBADUSDT", "interval": "1m", "limit": "many"}, "limit"),
+    ({"symbol": "RESTBADUSDT", "interval": "1m", "withSeconds": "maybe"}, "withSeconds"),
+    ({"symbol": "RESTBADUSDT", "interval": "1m", "withStats": "maybe"}, "withStats"),
+    ({"symbol": "RESTBADUSDT", "interval": "1m", "withStats": "2"}, "withStats"),
 ]
 
 
@@ -337,7 +340,15 @@ def test_schema_is_served(http: httpx.Client) -> None:
     schema = http.get("/schema/openapi.json").json()
     klines = schema["paths"]["/api/v1/klines"]["get"]
     names = {p["name"] for p in klines["parameters"]}
-    assert names == {"symbol", "interval", "startTime", "endTime", "limit", "withSeconds"}
+    assert names == {
+        "symbol",
+        "interval",
+        "startTime",
+        "endTime",
+        "limit",
+        "withSeconds",
+        "withStats",
+    }
     assert {"/api/v1/symbols", "/api/v1/ticker", "/api/v1/status"} <= set(schema["paths"])
     udf = {"/udf/config", "/udf/symbols", "/udf/search", "/udf/history", "/udf/time"}
     assert udf <= set(schema["paths"])

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from cryptochart.api import history
+from cryptochart.api.candle_stats import stats
 from cryptochart.api.candles import KlineRow, KlineRowWithSeconds
 from cryptochart.api.catalog import Catalog, checked_symbol
 from cryptochart.api.errors import InvalidParameter
@@ -17,6 +18,14 @@ from cryptochart.api.pool import Pool
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000
+
+# withStats=true appends [vwap (null without volume), takerSellVolume], after the count if any.
+KlineRowWithStats = tuple[
+    int, str, str, str, str, str, int, str, int, str, str, str, str | None, str
+]
+KlineRowWithSecondsAndStats = tuple[
+    int, str, str, str, str, str, int, str, int, str, str, str, int, str | None, str
+]
 
 
 def _time(name: str, role: str) -> QueryParameter:
@@ -38,7 +47,10 @@ class KlinesController(Controller):
             "otherwise the newest `limit` candles opening at or before endTime (default: now). "
             "The newest candle is complete up to the latest stored 1s kline. With "
             "withSeconds=true each row gets a 13th element: how many 1s klines are behind the "
-            "candle (60 for a whole minute), so partial candles can be told apart."
+            "candle (60 for a whole minute), so partial candles can be told apart. With "
+            "withStats=true each row gets two more strings: the VWAP (quoteVolume / volume, "
+            "rounded half up at 18 decimals, trailing zeros dropped; null without volume) and "
+            "the taker sell volume (volume - takerBuyBaseVolume), after the count if both."
         ),
     )
     async def klines(
@@ -55,7 +67,16 @@ class KlinesController(Controller):
         with_seconds: Annotated[
             bool, QueryParameter(name="withSeconds", description="append the 1s kline count")
         ] = False,
-    ) -> list[KlineRow] | list[KlineRowWithSeconds]:
+        with_stats: Annotated[
+            bool,
+            QueryParameter(name="withStats", description="append VWAP and taker sell volume"),
+        ] = False,
+    ) -> (
+        list[KlineRow]
+        | list[KlineRowWithSeconds]
+        | list[KlineRowWithStats]
+        | list[KlineRowWithSecondsAndStats]
+    ):
         symbol = await checked_symbol(catalog, symbol)
         if start_time is not None and end_time is not None and start_time > end_time:
             raise InvalidParameter("startTime", "must not be after endTime")
@@ -63,6 +84,10 @@ class KlinesController(Controller):
             candles = await history.klines(
                 conn, INTERVALS[interval], symbol, start_time, end_time, limit
             )
+        if with_seconds and with_stats:
+            return [(*c.row(), c.seconds, *stats(c)) for c in candles]
+        if with_stats:
+            return [(*c.row(), *stats(c)) for c in candles]
         if with_seconds:
-            return [(*candle.row(), candle.seconds) for candle in candles]
-        return [candle.row() for candle in candles]
+            return [(*c.row(), c.seconds) for c in candles]
+        return [c.row() for c in candles]
