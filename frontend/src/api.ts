@@ -27,6 +27,9 @@ export interface SymbolInfo {
   price: string;
   firstTime: number;
   lastTime: number;
+  /** Price step and quantity step ("0.01", "0.00001"), null until the source declared them. */
+  tickSize?: string | null;
+  lotSize?: string | null;
 }
 
 export interface Ticker {

@@ -110,6 +110,27 @@ export function pricePrecision(prices: Iterable<string>): number {
   return Math.min(8, Math.max(2, most));
 }
 
+/** The chart's price format for a symbol's tick size (from /api/v1/symbols): its decimals and
+ * its step ("0.01000000" → 2 and 0.01, "0.05" → 2 and 0.05, "10" → 0 and 10). */
+export function priceFormatOfTick(tick: string): { precision: number; minMove: number } {
+  return { precision: decimalsOf(tick), minMove: Number(tick) };
+}
+
+/** A decimal string at a step's decimals, exactly (BigInt, no float), half away from zero:
+ * ("61130.99000000", "0.01") → "61130.99", ("0.123456", "0.001") → "0.123", ("5", "0.1") →
+ * "5.0". Prices on the step's grid only lose their padding. */
+export function formatAtStep(value: string, step: string): string {
+  const places = decimalsOf(step);
+  const negative = value.startsWith("-");
+  const [whole, fraction = ""] = value.replace(/^[-+]/, "").split(".");
+  // The kept digits and the first dropped one: half away from zero needs no more.
+  const digits = BigInt(whole + fraction.padEnd(places + 1, "0").slice(0, places + 1));
+  const scaled = digits / 10n + (digits % 10n >= 5n ? 1n : 0n);
+  const text = scaled.toString().padStart(places + 1, "0");
+  const body = places === 0 ? text : `${text.slice(0, -places)}.${text.slice(-places)}`;
+  return negative && scaled !== 0n ? `-${body}` : body;
+}
+
 /** A 24h change percentage as the exchange gave it, signed: "1.234" → "+1.234%". */
 export function formatChangePercent(value: string): string {
   const n = Number(value);

@@ -7,7 +7,9 @@ import {
   formatCrosshairTime,
   formatChangePercent,
   formatIndicatorValue,
+  formatAtStep,
   formatTick,
+  priceFormatOfTick,
   pricePrecision,
   splitSymbol,
   TickKind,
@@ -83,4 +85,29 @@ test("indicator values round half away from zero as written, despite binary nois
   assert.equal(formatIndicatorValue(0.000012345, 8), "0.00001235");
   assert.equal(formatIndicatorValue(null, 2), "—");
   assert.equal(formatIndicatorValue(Number.NaN, 2), "—");
+});
+
+test("a tick size gives the price scale's decimals and step", () => {
+  assert.deepEqual(priceFormatOfTick("0.01000000"), { precision: 2, minMove: 0.01 });
+  assert.deepEqual(priceFormatOfTick("0.05"), { precision: 2, minMove: 0.05 });
+  assert.deepEqual(priceFormatOfTick("0.00000001"), { precision: 8, minMove: 1e-8 });
+  assert.deepEqual(priceFormatOfTick("10"), { precision: 0, minMove: 10 });
+});
+
+test("values are written at a step's decimals, exactly", () => {
+  assert.equal(formatAtStep("61130.99000000", "0.01"), "61130.99"); // on the grid: padding goes
+  assert.equal(formatAtStep("9.48506000", "0.00001"), "9.48506");
+  assert.equal(formatAtStep("5", "0.1"), "5.0");
+  assert.equal(formatAtStep("0.00001234", "0.00000001"), "0.00001234");
+  assert.equal(formatAtStep("0.123456", "0.001"), "0.123");
+  assert.equal(formatAtStep("0.1235", "0.001"), "0.124"); // half away from zero
+  assert.equal(formatAtStep("-0.1235", "0.001"), "-0.124");
+  assert.equal(formatAtStep("-0.0004", "0.001"), "0.000");
+  assert.equal(formatAtStep("99.995", "0.01"), "100.00");
+  assert.equal(formatAtStep("1234.5", "1"), "1235");
+  assert.equal(formatAtStep("1234.5", "10"), "1235"); // a step above 1 keeps whole units
+  assert.equal(
+    formatAtStep("123456789012345678.123456789", "0.00000001"),
+    "123456789012345678.12345679",
+  );
 });
