@@ -55,7 +55,8 @@ SELECT s.symbol,
        info.tick_size,
        info.lot_size
 FROM symbols s
-LEFT JOIN symbol_info info ON info.symbol = s.symbol
+LEFT JOIN LATERAL (SELECT tick_size, lot_size FROM symbol_info WHERE symbol = s.symbol
+                   LIMIT 1) info ON true
 LEFT JOIN LATERAL (SELECT open_time, close FROM kline_1s WHERE symbol = s.symbol
                    ORDER BY open_time DESC LIMIT 1) last_s ON true
 LEFT JOIN LATERAL (SELECT open_time, close FROM kline_1m WHERE symbol = s.symbol
