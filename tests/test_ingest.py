@@ -250,12 +250,18 @@ def test_two_inserters_in_one_group_split_the_partitions(history: Settings) -> N
     )
     ensure_topics(group)
     with running_inserter(group) as first, running_inserter(group) as second:
+        # Settled: each owns some, none is owned twice, all are owned (the callbacks that report
+        # a rebalance's revocations and assignments run on each consumer's own thread).
         wait_for(
-            lambda: bool(first.partitions) and bool(second.partitions),
+            lambda: (
+                bool(first.partitions)
+                and bool(second.partitions)
+                and not first.partitions & second.partitions
+                and len(first.partitions | second.partitions) == group.topic_partitions
+            ),
             30,
-            "both inserters to own partitions",
+            "both inserters to own partitions, none twice",
         )
-        assert not first.partitions & second.partitions
         produce(group, klines)
         wait_rows(group, symbols, len(klines))
         wait_for(
