@@ -32,8 +32,11 @@ def _terminated(signum: int, frame: object) -> None:
 def _services(args: argparse.Namespace, settings: Settings) -> int:
     from cryptochart.devservices import local
 
-    action = {"up": local.up, "down": local.down, "status": local.status}[args.action]
-    for line in action(settings):
+    if args.action == "up":  # the one place a cluster made with trust gets passwords
+        lines = local.up(settings, convert_auth=True)
+    else:
+        lines = {"down": local.down, "status": local.status}[args.action](settings)
+    for line in lines:
         print(line)
     return 0
 

@@ -120,7 +120,7 @@ def _has_klines(settings: Settings) -> bool:
 def run(settings: Settings, extra_source_args: Sequence[str]) -> int:
     from cryptochart.devservices import local
 
-    for line in local.up(settings):
+    for line in local.up(settings, convert_auth=True):
         log.info(line)
     env = dict(os.environ)
     migrate = subprocess.run([sys.executable, "-m", "cryptochart.cli", "migrate"], env=env)

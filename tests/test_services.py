@@ -22,6 +22,7 @@ from cryptochart.devservices import local
 from cryptochart.devservices.postgres import (
     SERVER_CONF,
     LocalPostgres,
+    local_url,
     server_bindir,
     timescaledb_installed,
 )
@@ -176,7 +177,7 @@ def test_a_cluster_made_before_timescaledb_is_fixed_by_services_up(
         base_settings,
         data_dir=data_dir,
         local_pg_port=port,
-        database_url=f"postgresql://cryptochart@127.0.0.1:{port}/kept",
+        database_url=local_url(data_dir, port, "kept"),
     )
     postgres = LocalPostgres(old)
     try:

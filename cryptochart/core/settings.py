@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
+from urllib.parse import quote
 
 from cryptochart.core.symbols import parse_symbols
 
@@ -32,7 +33,10 @@ class SettingsError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     # Storage and messaging.
-    database_url: str = "postgresql://cryptochart@127.0.0.1:55432/cryptochart"
+    # The local cluster's owner; its password is in the cluster's libpq password file.
+    database_url: str = "postgresql://cryptochart@127.0.0.1:55432/cryptochart?passfile=" + quote(
+        str(ROOT / ".data" / "pg" / "pgpass")
+    )
     api_database_url: str = ""  # read-only role for the API; empty: database_url as cryptochart_api
     # Each stage connects as its own role; empty: database_url with that role and no password.
     inserter_database_url: str = ""  # writes kline_1s and the checkpoints (cryptochart_app)

@@ -146,6 +146,7 @@ class LocalKafka:
     def _write_config(self) -> Path:
         s = self.settings
         self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)  # the broker's logs hold every kline: the owner's alone
         config = self.root / "server.properties"
         config.write_text(
             "process.roles=broker,controller\n"

@@ -11,11 +11,15 @@ def _services(settings: Settings) -> tuple[LocalPostgres, LocalKafka]:
     return LocalPostgres(settings), LocalKafka(settings)
 
 
-def up(settings: Settings) -> list[str]:
-    """Start what is local and not running (idempotent); return one status line per service."""
-    for service in _services(settings):
-        if service.managed:
-            service.up()
+def up(settings: Settings, convert_auth: bool = False) -> list[str]:
+    """Start what is local and not running (idempotent); return one status line per service.
+    ``convert_auth``: a PostgreSQL cluster made with trust authentication gets passwords
+    (`cryptochart services up` and `run` ask for it; a test session's set-up does not)."""
+    postgres, kafka = _services(settings)
+    if postgres.managed:
+        postgres.up(convert_auth)
+    if kafka.managed:
+        kafka.up()
     return status(settings)
 
 

@@ -1,24 +1,34 @@
 """A PostgreSQL cluster of the project's own, from Debian's packages, on loopback.
 
-The cluster lives in ``<data_dir>/pg`` and listens on 127.0.0.1:<local_pg_port> only, with
-trust authentication for loopback: it is a development and test server, not a deployment.
-Where the TimescaleDB extension is installed (``scripts/timescaledb.sh``), the server preloads it.
+The cluster lives in ``<data_dir>/pg`` (mode 0700) and listens on 127.0.0.1:<local_pg_port>
+only; loopback connections need their role's password, kept in ``<data_dir>/pg/pgpass``
+(``pg_auth``). It is a development and test server, not a deployment. Where the TimescaleDB
+extension is installed (``scripts/timescaledb.sh``), the server preloads it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import pwd
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from cryptochart.core.database import describe
 from cryptochart.core.settings import Settings
+from cryptochart.devservices.pg_auth import (
+    OWNER,
+    PasswordFile,
+    hba_conf,
+    ident_conf,
+    set_passwords,
+)
 from cryptochart.devservices.process import (
     ServiceError,
     ensure_port_free,
@@ -28,6 +38,7 @@ from cryptochart.devservices.process import (
 )
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+log = logging.getLogger(__name__)
 SERVER_PACKAGES = ("postgresql", "postgresql-15-partman")
 SERVER_CONF = "cryptochart.conf"  # settings that follow what is installed (TimescaleDB)
 
@@ -49,6 +60,11 @@ class LocalPostgres:
         return self.root / "postgres.log"
 
     @property
+    def password_file(self) -> Path:
+        """The libpq password file holding every local role's password (mode 0600)."""
+        return self.root / "pgpass"
+
+    @property
     def managed(self) -> bool:
         """True when the database URL points at this local cluster (else it is external)."""
         params = conninfo_to_dict(self.settings.database_url)
@@ -59,9 +75,11 @@ class LocalPostgres:
     def pid(self) -> int | None:
         return read_pid(self.cluster / "postmaster.pid")
 
-    def up(self) -> None:
+    def up(self, convert_auth: bool = False) -> None:
         """Install if needed, initialise once, configure, start (or restart when the settings or
-        the server's binaries changed under it), wait, and create the database."""
+        the server's binaries changed under it), wait, set the roles' passwords, and create the
+        database. ``convert_auth``: a cluster made with trust authentication is given passwords
+        (else it is left as it is)."""
         bindir = server_bindir()
         self._init_cluster(bindir)
         changed = self._configure(bindir)
@@ -70,6 +88,7 @@ class LocalPostgres:
             self.down()
         if self.pid() is None:
             self.start()
+        self._secure(convert_auth)
         self._create_database()
 
     def start(self) -> None:
@@ -118,22 +137,33 @@ class LocalPostgres:
         if (self.cluster / "PG_VERSION").exists():
             return
         self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)  # the password file and the socket are the owner's alone
         self.cluster.mkdir(mode=0o700, exist_ok=True)
+        owner_password = self.root / "initdb-password"  # initdb reads it; removed at once
+        fd = os.open(owner_password, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self._passwords().ensure()[0][OWNER] + "\n")
         self._give_to_owner(self.root)
-        run(
-            self._as_owner(
-                str(bindir / "initdb"),
-                "-D",
-                str(self.cluster),
-                "-U",
-                "cryptochart",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-            ),
-            "initdb",
-        )
+        try:
+            run(
+                self._as_owner(
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(self.cluster),
+                    "-U",
+                    OWNER,
+                    f"--pwfile={owner_password}",
+                    "--auth-local=peer",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ),
+                "initdb",
+            )
+        finally:
+            owner_password.unlink()
+        self._write_auth()
         conf = self.cluster / "postgresql.conf"
         with conf.open("a") as f:
             f.write(
@@ -164,6 +194,40 @@ class LocalPostgres:
         self._give_to_owner(conf)
         return True
 
+    def _secure(self, convert: bool) -> None:
+        """Every role's password set from the password file; for a cluster made with trust
+        authentication (``convert``), then pg_hba.conf rewritten to ask for them and reloaded:
+        no restart, no data touched."""
+        if not convert and (self.cluster / "pg_hba.conf").read_text() != hba_conf():
+            log.warning(
+                "PostgreSQL in %s lets every local connection in without a password: "
+                "`cryptochart services up` gives its roles passwords",
+                self.cluster,
+            )
+            return
+        self.root.chmod(0o700)
+        with psycopg.connect(self._admin_dsn("postgres"), autocommit=True) as conn:
+            set_passwords(conn, *self._passwords().ensure())
+            if self._write_auth():
+                conn.execute("SELECT pg_reload_conf()")
+
+    def _write_auth(self) -> bool:
+        """Write pg_hba.conf and pg_ident.conf; True when either changed."""
+        ours = pwd.getpwuid(os.geteuid()).pw_name
+        server_user = "postgres" if os.geteuid() == 0 else ours  # see _as_owner
+        wanted = {"pg_hba.conf": hba_conf(), "pg_ident.conf": ident_conf(server_user, ours)}
+        changed = False
+        for name, text in wanted.items():
+            path = self.cluster / name
+            if path.read_text() != text:
+                path.write_text(text)
+                self._give_to_owner(path)
+                changed = True
+        return changed
+
+    def _passwords(self) -> PasswordFile:
+        return PasswordFile(self.password_file, self.settings.local_pg_port)
+
     def _accepts_connections(self) -> bool:
         try:
             with psycopg.connect(self._admin_dsn("postgres"), connect_timeout=2):
@@ -181,7 +245,10 @@ class LocalPostgres:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
     def _admin_dsn(self, dbname: str) -> str:
-        return f"host=127.0.0.1 port={self.settings.local_pg_port} user=cryptochart dbname={dbname}"
+        # The socket, as the operating-system user who runs the cluster: no password needed.
+        return make_conninfo(
+            host=str(self.root), port=self.settings.local_pg_port, user=OWNER, dbname=dbname
+        )
 
     def _as_owner(self, *cmd: str) -> list[str]:
         # PostgreSQL refuses to run as root; as root we run it as the packages' postgres user.
@@ -193,6 +260,12 @@ class LocalPostgres:
         owner = pwd.getpwnam("postgres")
         for entry in (path, *path.rglob("*")):
             os.chown(entry, owner.pw_uid, owner.pw_gid)
+
+
+def local_url(data_dir: Path, port: int, dbname: str) -> str:
+    """The owner's URL of a local cluster in ``data_dir`` on ``port``, naming its password file."""
+    passfile = quote(str(data_dir / "pg" / "pgpass"))
+    return f"postgresql://{OWNER}@127.0.0.1:{port}/{dbname}?passfile={passfile}"
 
 
 def server_settings(timescaledb: bool) -> str:

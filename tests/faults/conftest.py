@@ -23,7 +23,7 @@ from psycopg import sql
 from cryptochart.core.settings import Settings
 from cryptochart.db.migrate import Flavour
 from cryptochart.devservices.kafka import LocalKafka
-from cryptochart.devservices.postgres import LocalPostgres
+from cryptochart.devservices.postgres import LocalPostgres, local_url
 from tests.conftest import provisioned, with_dbname
 from tests.faults.stages import Stages, free_port
 
@@ -124,7 +124,7 @@ def private_services(base_settings: Settings, services: list[str]) -> Iterator[P
         local_pg_port=pg_port,
         local_kafka_port=kafka_port,
         local_kafka_controller_port=controller_port,
-        database_url=f"postgresql://cryptochart@127.0.0.1:{pg_port}/faults",
+        database_url=local_url(data_dir, pg_port, "faults"),
         kafka_bootstrap=f"127.0.0.1:{kafka_port}",
     )
     postgres, kafka = LocalPostgres(settings), LocalKafka(settings)

@@ -44,8 +44,8 @@ def owner(scenario: Scenario) -> Iterator[Conn]:
 
 
 def connect_as(owner: Conn, role: str) -> Conn:
-    info = owner.info
-    url = with_dbname(f"postgresql://{info.user}@{info.host}:{info.port}/x", info.dbname, user=role)
+    # The owner's parameters but its password (a password file named there still applies).
+    url = with_dbname(owner.info.dsn, owner.info.dbname, user=role)
     return psycopg.connect(url, autocommit=True)
 
 
