@@ -22,6 +22,7 @@ from cryptochart.core.database import Conn, connect
 from cryptochart.core.settings import Settings
 from cryptochart.db.migrate import schema_flavour
 from cryptochart.db.partitions import maintain
+from cryptochart.ingest.minute_job_lease import lease_dsn, wait_for_lease
 from cryptochart.ingest.minute_windows import (
     Pending,
     Window,
@@ -90,7 +91,9 @@ class MinuteJob:
         while not stop.is_set():
             try:
                 if conn is None or conn.closed:
-                    conn = connect(self.settings.minute_job_dsn, timeout=5)
+                    conn = connect(lease_dsn(self.settings.minute_job_dsn), timeout=5)
+                    if not wait_for_lease(conn, stop):
+                        break
                 report = self.run_once(conn)
                 if report.windows:
                     log.info(

@@ -110,6 +110,8 @@ def report(what: str, seconds: list[float]) -> None:
 # --- The inserter and the minute job -----------------------------------------------------------
 
 STAGE_NAMES = {"insert": "inserter", "aggregate": "aggregator"}
+# What a stage logs once it is up: a SIGTERM before its handler is in place would kill it.
+STAGE_UP = {"insert": "inserter consuming", "aggregate": "minute job holds the lease"}
 
 
 def run_stage_kills(
@@ -136,6 +138,9 @@ def run_stage_kills(
     assert source.wait(feed.seconds + 60) == 0, source.tail()
 
     assert_landed_exactly(url, expected)
+    poll_until(
+        lambda: STAGE_UP[command] in victim.last_run_log(), 30, f"{victim.name}'s last start up"
+    )
     assert_alive(victim, other_stage)
     assert victim.stop() == 0, victim.tail()
     assert other_stage.stop() == 0, other_stage.tail()
