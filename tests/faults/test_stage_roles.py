@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import msgspec
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
@@ -339,3 +340,29 @@ def test_stages_connect_as_their_roles(stage_db: tuple[Settings, Conn]) -> None:
             assert worker.proc is not None
             worker.proc.terminate()
             worker.proc.wait(30)
+
+
+def test_roles_write_and_refresh_over_compressed_chunks(stage_db: tuple[Settings, Conn]) -> None:
+    """TimescaleDB: a corrected kline upserted by the inserter's role into a compressed kline_1s
+    chunk, then re-aggregated by the minute job's role into compressed aggregate chunks."""
+    settings, owner = stage_db
+    if not is_timescaledb(owner):
+        pytest.skip("timescaledb flavour only")
+    start = past_start(120)
+    klines = sim_klines(settings.symbols, 1, start, 120)
+    with psycopg.connect(settings.inserter_dsn) as conn:
+        write_batch(conn, staging_rows(enumerate(klines)))
+    job = MinuteJob(settings)
+    with psycopg.connect(settings.minute_job_dsn) as conn:
+        job.run_once(conn)
+    for relation in ("kline_1s", "kline_1m", "kline_1h"):
+        owner.execute("SELECT compress_chunk(c) FROM show_chunks(%s) c", (relation,))
+    corrected = msgspec.structs.replace(klines[30], close=klines[30].close + 1, trades=999_999)
+    with psycopg.connect(settings.inserter_dsn) as conn:
+        write_batch(conn, staging_rows([(0, corrected)]))
+    with psycopg.connect(settings.minute_job_dsn) as conn:
+        assert job.run_once(conn).checkpoints == 1
+    trades = sum(k.trades for k in klines) - klines[30].trades + 999_999
+    assert owner.execute("SELECT count(*), sum(trades) FROM kline_1s").fetchone() == (120, trades)
+    assert owner.execute("SELECT sum(trades) FROM kline_1m").fetchone() == (trades,)
+    assert owner.execute("SELECT sum(trades) FROM kline_1h").fetchone() == (trades,)
