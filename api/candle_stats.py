@@ -9,6 +9,7 @@ taker sell volume is the exact difference volume - taker_buy_base_volume.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from cryptochart.api.candles import EXACT, Candle, text
 
@@ -40,6 +41,16 @@ def stats(candle: Candle) -> CandleStats:
     return (
         None if average is None else text(average),
         text(taker_sell_volume(candle.volume, candle.taker_buy_base_volume)),
+    )
+
+
+def row_stats(row: tuple[Any, ...]) -> CandleStats:
+    """The two statistics of a wire row (its decimals read back exactly from their digits)."""
+    volume = Decimal(row[5])
+    average = vwap(Decimal(row[7]), volume)
+    return (
+        None if average is None else text(average),
+        text(taker_sell_volume(volume, Decimal(row[9]))),
     )
 
 

@@ -8,16 +8,21 @@ on out of the finer level, recursively down to ``kline_1s``: a 1d tail folds at 
 behind is recomputed only over the buckets a page needs: windows of at most ``limit`` buckets,
 walked from the page's end and jumping over stretches without data.
 All reads are ranges of the (symbol, open_time) primary key.
+
+A page (:func:`klines`) takes its materialised rows as PostgreSQL writes them: epoch
+milliseconds and ``numeric::text``, the exact digits the API sends, so the rows of a page cost
+no ``datetime`` or ``Decimal`` per candle; only the folded tail is computed with ``Decimal``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg import sql
 
-from cryptochart.api.candles import SECOND_MS, Candle, fold
+from cryptochart.api.candles import SECOND_MS, Candle, KlineRowWithSeconds, fold
 from cryptochart.api.intervals import INTERVALS, Interval, ceil_to, floor_to
 from cryptochart.core.database import AsyncConn
 
@@ -41,8 +46,21 @@ _COLUMNS = sql.SQL(
 )
 
 
-def range_query(interval: Interval, descending: bool) -> sql.Composed:
-    """Rows of one symbol with open_time in [%s, %s), in key order, at most %s (NULL: all)."""
+# A page's row as sent: Binance's row with the count of 1s klines behind it appended.
+PageRow = KlineRowWithSeconds
+
+# The same columns as the wire writes them: times as Unix ms (floored, like to_ms), decimals as
+# numeric's own text (plain digits, scale kept: what ``candles.text`` writes of the Decimal).
+_PAGE_COLUMNS = sql.SQL(
+    "floor(extract(epoch FROM open_time) * 1000)::bigint, open::text, high::text, low::text, "
+    "close::text, volume::text, floor(extract(epoch FROM close_time) * 1000)::bigint, "
+    "quote_volume::text, trades, taker_buy_base_volume::text, taker_buy_quote_volume::text, '0'"
+)
+
+
+def range_query(interval: Interval, descending: bool, *, page: bool = False) -> sql.Composed:
+    """Rows of one symbol with open_time in [%s, %s), in key order, at most %s (NULL: all);
+    with ``page``, as :data:`PageRow`."""
     seconds = sql.SQL("1") if interval.finer is None else sql.SQL("seconds")
     order = sql.SQL("DESC" if descending else "ASC")
     return sql.SQL(
@@ -50,7 +68,10 @@ def range_query(interval: Interval, descending: bool) -> sql.Composed:
         "WHERE symbol = %s AND open_time >= %s AND open_time < %s "
         "ORDER BY open_time {order} LIMIT %s"
     ).format(
-        columns=_COLUMNS, seconds=seconds, relation=sql.Identifier(interval.relation), order=order
+        columns=_PAGE_COLUMNS if page else _COLUMNS,
+        seconds=seconds,
+        relation=sql.Identifier(interval.relation),
+        order=order,
     )
 
 
@@ -77,6 +98,12 @@ def nearest_query(interval: Interval, before: bool) -> sql.Composed:
 
 _ASCENDING = {name: range_query(i, descending=False) for name, i in INTERVALS.items()}
 _DESCENDING = {name: range_query(i, descending=True) for name, i in INTERVALS.items()}
+_PAGE_ASCENDING = {
+    name: range_query(i, descending=False, page=True) for name, i in INTERVALS.items()
+}
+_PAGE_DESCENDING = {
+    name: range_query(i, descending=True, page=True) for name, i in INTERVALS.items()
+}
 _NEWEST = {name: newest_query(i) for name, i in INTERVALS.items()}
 _BEFORE = {name: nearest_query(i, before=True) for name, i in INTERVALS.items()}
 _FROM = {name: nearest_query(i, before=False) for name, i in INTERVALS.items()}
@@ -120,6 +147,27 @@ async def rows(
     return [_candle(row, interval) for row in await cur.fetchall()]
 
 
+async def page_rows(
+    conn: AsyncConn,
+    interval: Interval,
+    symbol: str,
+    lo: int,
+    hi: int,
+    *,
+    descending: bool = False,
+    limit: int | None = None,
+) -> list[PageRow]:
+    """Like :func:`rows`, as the wire writes them."""
+    query = (_PAGE_DESCENDING if descending else _PAGE_ASCENDING)[interval.name]
+    cur = await conn.execute(query, (symbol, to_datetime(lo), to_datetime(hi), limit))
+    return await cur.fetchall()
+
+
+def page_row(candle: Candle) -> PageRow:
+    """A computed candle as a page's row."""
+    return (*candle.row(), candle.seconds)
+
+
 async def newest_open_time(conn: AsyncConn, interval: Interval, symbol: str) -> int | None:
     """Open time of the newest materialised row of ``interval``, None when it has none."""
     cur = await conn.execute(_NEWEST[interval.name], (symbol,))
@@ -127,13 +175,27 @@ async def newest_open_time(conn: AsyncConn, interval: Interval, symbol: str) -> 
     return None if row is None else to_ms(row[0])
 
 
-def _splice(materialised: list[Candle], tail: list[Candle]) -> list[Candle]:
+T = TypeVar("T")
+
+
+def _candle_key(candle: Candle) -> tuple[int, int]:
+    return candle.open_time, candle.seconds
+
+
+def _page_key(row: PageRow) -> tuple[int, int]:
+    return row[0], row[12]
+
+
+def _splice(materialised: list[T], tail: list[T], key: Callable[[T], tuple[int, int]]) -> list[T]:
     """Materialised candles followed by the recomputed tail. Where both hold the bucket of the
     newest materialised row, the one made of more seconds wins: normally the recomputed one,
-    but the row itself once the finer level's retention has dropped part of it."""
-    if materialised and tail and tail[0].open_time == materialised[-1].open_time:
-        newest = materialised[-1] if materialised[-1].seconds > tail[0].seconds else tail[0]
-        return [*materialised[:-1], newest, *tail[1:]]
+    but the row itself once the finer level's retention has dropped part of it. ``key`` gives
+    a candle's (open time, seconds)."""
+    if materialised and tail:
+        (last_open, last_seconds), (tail_open, tail_seconds) = key(materialised[-1]), key(tail[0])
+        if tail_open == last_open:
+            newest = materialised[-1] if last_seconds > tail_seconds else tail[0]
+            return [*materialised[:-1], newest, *tail[1:]]
     return materialised + tail
 
 
@@ -222,7 +284,8 @@ async def complete(
     if newest is None:
         return await _tail(conn, interval, symbol, lo, hi)
     materialised = await rows(conn, interval, symbol, lo, min(hi, newest + interval.ms))
-    return _splice(materialised, await _tail(conn, interval, symbol, max(lo, newest), hi))
+    tail = await _tail(conn, interval, symbol, max(lo, newest), hi)
+    return _splice(materialised, tail, _candle_key)
 
 
 async def klines(
@@ -232,9 +295,9 @@ async def klines(
     start: int | None,
     end: int | None,
     limit: int,
-) -> list[Candle]:
+) -> list[PageRow]:
     """Binance's /api/v3/klines paging: candles with start <= openTime <= end, ascending; the
-    first ``limit`` of them when ``start`` is given, else the newest ``limit``."""
+    first ``limit`` of them when ``start`` is given, else the newest ``limit``; as page rows."""
     hi = END_OF_TIME if end is None else floor_to(end, interval) + interval.ms
     if start is not None:
         return await _first(conn, interval, symbol, ceil_to(start, interval), hi, limit)
@@ -243,37 +306,37 @@ async def klines(
 
 async def _first(
     conn: AsyncConn, interval: Interval, symbol: str, lo: int, hi: int, limit: int
-) -> list[Candle]:
+) -> list[PageRow]:
     if interval.finer is None:
-        return await rows(conn, interval, symbol, lo, hi, limit=limit)
+        return await page_rows(conn, interval, symbol, lo, hi, limit=limit)
     newest = await newest_open_time(conn, interval, symbol)
     if newest is None:
-        return await oldest_folded(conn, interval, symbol, lo, hi, limit)
+        return [page_row(c) for c in await oldest_folded(conn, interval, symbol, lo, hi, limit)]
     upto = min(hi, newest + interval.ms)
-    materialised = await rows(conn, interval, symbol, lo, upto, limit=limit)
-    if len(materialised) == limit and materialised[-1].open_time < newest:
+    materialised = await page_rows(conn, interval, symbol, lo, upto, limit=limit)
+    if len(materialised) == limit and materialised[-1][0] < newest:
         return materialised  # the page ends before the newest bucket
     # The newest materialised bucket comes again from the finer level, to splice it.
     wanted = limit - len(materialised) + 1
     tail = await oldest_folded(conn, interval, symbol, max(lo, newest), hi, wanted)
-    return _splice(materialised, tail)[:limit]
+    return _splice(materialised, [page_row(c) for c in tail], _page_key)[:limit]
 
 
 async def _last(
     conn: AsyncConn, interval: Interval, symbol: str, hi: int, limit: int
-) -> list[Candle]:
+) -> list[PageRow]:
     if interval.finer is None:
-        newest_first = await rows(conn, interval, symbol, 0, hi, descending=True, limit=limit)
+        newest_first = await page_rows(conn, interval, symbol, 0, hi, descending=True, limit=limit)
         return newest_first[::-1]
     newest = await newest_open_time(conn, interval, symbol)
     if newest is None:
-        return await newest_folded(conn, interval, symbol, 0, hi, limit)
+        return [page_row(c) for c in await newest_folded(conn, interval, symbol, 0, hi, limit)]
     tail = await newest_folded(conn, interval, symbol, newest, hi, limit)
     # The newest bucket is fetched even when the tail alone fills the page, to splice it.
     wanted = max(1, limit - len(tail) + 1)
     upto = min(hi, newest + interval.ms)
-    older = await rows(conn, interval, symbol, 0, upto, descending=True, limit=wanted)
-    return _splice(older[::-1], tail)[-limit:]
+    older = await page_rows(conn, interval, symbol, 0, upto, descending=True, limit=wanted)
+    return _splice(older[::-1], [page_row(c) for c in tail], _page_key)[-limit:]
 
 
 async def current(conn: AsyncConn, interval: Interval, symbol: str, at: int) -> Candle | None:

@@ -16,7 +16,6 @@ from typing import Any
 import msgspec
 
 from cryptochart.api import history
-from cryptochart.api.candles import Candle
 from cryptochart.api.errors import InvalidParameter
 from cryptochart.api.intervals import INTERVALS, Interval, ceil_to
 from cryptochart.core.database import AsyncConn
@@ -145,21 +144,22 @@ async def bars(
         return {"s": "no_data"}  # nothing at all before `to`
     older = await history.klines(conn, interval, symbol, None, start * 1000 - 1, 1)
     if older:
-        return {"s": "no_data", "nextTime": older[-1].open_time // 1000}
+        return {"s": "no_data", "nextTime": older[-1][0] // 1000}
     return {"s": "no_data"}
 
 
-def _ok(candles: list[Candle], steps: Instrument | None) -> dict[str, Any]:
+def _ok(candles: list[history.PageRow], steps: Instrument | None) -> dict[str, Any]:
+    """Bars from page rows, whose decimals are read back exactly from their digits."""
     price = _at(None if steps is None else steps.tick_size)
     amount = _at(None if steps is None else steps.lot_size)
     return {
         "s": "ok",
-        "t": [c.open_time // 1000 for c in candles],
-        "o": [price(c.open) for c in candles],
-        "h": [price(c.high) for c in candles],
-        "l": [price(c.low) for c in candles],
-        "c": [price(c.close) for c in candles],
-        "v": [amount(c.volume) for c in candles],
+        "t": [r[0] // 1000 for r in candles],
+        "o": [price(Decimal(r[1])) for r in candles],
+        "h": [price(Decimal(r[2])) for r in candles],
+        "l": [price(Decimal(r[3])) for r in candles],
+        "c": [price(Decimal(r[4])) for r in candles],
+        "v": [amount(Decimal(r[5])) for r in candles],
     }
 
 

@@ -47,7 +47,7 @@ from bench.processes import spawn
 from bench.results import ms, percentile
 from bench.scratch import scratch_settings
 from cryptochart.api import history
-from cryptochart.api.candles import Candle
+from cryptochart.api.history import PageRow
 from cryptochart.api.intervals import INTERVALS, Interval, floor_to
 from cryptochart.core.kline import Kline
 from cryptochart.core.settings import Settings
@@ -56,7 +56,7 @@ from cryptochart.ingest.inserter import staging_rows, write_batch
 from cryptochart.ingest.minute_job import MinuteJob, levels
 
 AsyncConn = AsyncConnection[tuple[Any, ...]]
-Reader = Callable[[AsyncConn, Interval, str, int | None, int], Awaitable[list[Candle]]]
+Reader = Callable[[AsyncConn, Interval, str, int | None, int], Awaitable[list[PageRow]]]
 LEVELS = ("kline_1m", "kline_5m", "kline_15m", "kline_1h", "kline_1d")
 TAIL_S = 40  # seconds of the minute going on, in kline_1s only
 REPEATS = 240  # per request and variant, over ROUNDS rounds
@@ -77,17 +77,19 @@ class Request:
 
 async def folded(
     conn: AsyncConn, interval: Interval, symbol: str, end: int | None, limit: int
-) -> list[Candle]:
+) -> list[PageRow]:
     """The shipped API: materialised rows, the newest bucket folded from the finer levels."""
     return await history.klines(conn, interval, symbol, None, end, limit)
 
 
 async def one_query(
     conn: AsyncConn, interval: Interval, symbol: str, end: int | None, limit: int
-) -> list[Candle]:
+) -> list[PageRow]:
     """One descending range read of the (real-time) aggregate, no folding."""
     hi = history.END_OF_TIME if end is None else floor_to(end, interval) + interval.ms
-    newest_first = await history.rows(conn, interval, symbol, 0, hi, descending=True, limit=limit)
+    newest_first = await history.page_rows(
+        conn, interval, symbol, 0, hi, descending=True, limit=limit
+    )
     return newest_first[::-1]
 
 
@@ -122,7 +124,9 @@ async def _connect(settings: Settings) -> AsyncConn:
 Variant = tuple[str, Settings, Reader]  # name, database, how a page is read
 
 
-async def _pages(settings: Settings, reader: Reader, requests: list[Request]) -> list[list[Candle]]:
+async def _pages(
+    settings: Settings, reader: Reader, requests: list[Request]
+) -> list[list[PageRow]]:
     conn = await _connect(settings)
     try:
         out = []
@@ -146,7 +150,7 @@ async def _time(
                 for (name, _, reader), conn in zip(variants, conns, strict=True):
                     started = time.perf_counter()
                     page = await reader(conn, r.interval, r.symbol, r.end, r.limit)
-                    encode([c.row() for c in page])
+                    encode([c[:12] for c in page])
                     await conn.commit()
                     walls.setdefault((name, r.label), []).append(
                         1000 * (time.perf_counter() - started)
@@ -173,17 +177,17 @@ def _explain(url: str, request: Request) -> tuple[float, float]:
     return statistics.median(planning), statistics.median(execution)
 
 
-def _differences(shipped: list[Candle], other: list[Candle]) -> str:
+def _differences(shipped: list[PageRow], other: list[PageRow]) -> str:
     if shipped == other:
         return "same candles"
-    by_time = {c.open_time: c for c in other}
-    differ = [c for c in shipped if by_time.get(c.open_time) != c]
-    missing = len({c.open_time for c in shipped} ^ set(by_time))
-    newest, theirs = shipped[-1], by_time.get(shipped[-1].open_time)
-    seconds = "absent" if theirs is None else f"{theirs.seconds} s, close {theirs.close}"
+    by_time = {c[0]: c for c in other}
+    differ = [c for c in shipped if by_time.get(c[0]) != c]
+    missing = len({c[0] for c in shipped} ^ set(by_time))
+    newest, theirs = shipped[-1], by_time.get(shipped[-1][0])
+    seconds = "absent" if theirs is None else f"{theirs[12]} s, close {theirs[4]}"
     return (
         f"{len(differ)} of {len(shipped)} candles differ ({missing} open times only on one side); "
-        f"newest: shipped {newest.seconds} s, close {newest.close} / this {seconds}"
+        f"newest: shipped {newest[12]} s, close {newest[4]} / this {seconds}"
     )
 
 
@@ -264,7 +268,7 @@ def study(base: Settings, flavour: Flavour) -> None:
         newest_1m = asyncio.run(_pages(shipped_db, folded, [Request("", ONE_MINUTE, symbol, None)]))
         requests = [
             Request("1m, newest 720", ONE_MINUTE, symbol, None),
-            Request("1m, the 720 before", ONE_MINUTE, symbol, newest_1m[0][0].open_time - 1),
+            Request("1m, the 720 before", ONE_MINUTE, symbol, newest_1m[0][0][0] - 1),
             *(
                 Request(f"{i}, newest", INTERVALS[i], symbol, None)
                 for i in ("5m", "15m", "1h", "1d")
@@ -274,14 +278,14 @@ def study(base: Settings, flavour: Flavour) -> None:
         for s in names:
             page = f"/api/v1/klines?symbol={s}&interval=1m&limit={PAGE}"
             first = asyncio.run(_pages(shipped_db, folded, [Request("", ONE_MINUTE, s, None)]))
-            paths += [page, f"{page}&endTime={first[0][0].open_time - 1}"]
+            paths += [page, f"{page}&endTime={first[0][0][0] - 1}"]
         logs = Path(tmp)
 
         whole: Variant = ("real-time, whole buckets refreshed, one query", whole_db, one_query)
         walls: dict[tuple[str, str], list[float]] = {}
         served: dict[str, list[WrkResult]] = {}
         explained: dict[str, tuple[float, float]] = {}
-        pages: dict[str, list[list[Candle]]] = {}
+        pages: dict[str, list[list[PageRow]]] = {}
         for _ in range(ROUNDS):  # the setting is DDL: off and on alternate in blocks
             set_realtime(shipped_db.database_url, False)
             off: list[Variant] = [

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -110,6 +111,32 @@ def test_1s_rows_are_binance_shaped_with_exact_decimals(db: Conn, http: httpx.Cl
     ]
     assert rows[1][1:6] == ["65000.10000000", "65010", "64990.5", "65001.00", "0.00100000"]
     assert rows[2][1] == "0.00000001" and rows[2][5] == "0.00000000"
+
+
+async def test_page_rows_are_the_decimal_paths_digits(db: Conn, settings: Settings) -> None:
+    """A page's materialised rows come as PostgreSQL's text of the numerics and epoch ms: the
+    same values, digit for digit and type for type, as the row of the Decimal candle read back
+    (trailing zeros, 1E-8, zero, a 26-digit value), on every level."""
+    symbol = "RESTTEXTUSDT"
+    klines = [
+        kline(symbol, T0, "0.00000010", "0.00000012", "0.00000009", "0.00000011", "123456.1"),
+        kline(symbol, T0 + 1000, "65000.10000000", "65010", "64990.5", "65001.00", "0.00100"),
+        kline(symbol, T0 + 2000, "1E-8", "0.00000003", "0.00000001", "0.00000002", "0E-8"),
+        kline(symbol, T0 + HOUR, "12345678901234567890.123456", "1E+20", "1", "2", "100"),
+    ]
+    insert_seconds(db, klines)
+    for name in ("1m", "5m", "15m", "1h", "1d"):
+        materialise(db, symbol, name, T0 + 2 * 86_400_000)
+    async with await psycopg.AsyncConnection.connect(settings.api_dsn) as conn:
+        for name, interval in INTERVALS.items():
+            args = (conn, interval, symbol, 0, history.END_OF_TIME)
+            as_text = await history.page_rows(*args)
+            from_decimals = [history.page_row(c) for c in await history.rows(*args)]
+            assert len(as_text) == (len(klines) if name == "1s" else 2 if name != "1d" else 1)
+            assert [[type(v) for v in r] for r in as_text] == [
+                [type(v) for v in r] for r in from_decimals
+            ], name
+            assert as_text == from_decimals, name
 
 
 def test_paging_follows_binance(db: Conn, http: httpx.Client) -> None:

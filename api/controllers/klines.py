@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from cryptochart.api import history
-from cryptochart.api.candle_stats import stats
+from cryptochart.api.candle_stats import row_stats
 from cryptochart.api.candles import KlineRow, KlineRowWithSeconds
 from cryptochart.api.catalog import Catalog, checked_symbol
 from cryptochart.api.errors import InvalidParameter
@@ -84,10 +84,11 @@ class KlinesController(Controller):
             candles = await history.klines(
                 conn, INTERVALS[interval], symbol, start_time, end_time, limit
             )
+        # Each row is already the wire's, with the count of seconds appended.
         if with_seconds and with_stats:
-            return [(*c.row(), c.seconds, *stats(c)) for c in candles]
+            return [(*r, *row_stats(r)) for r in candles]
         if with_stats:
-            return [(*c.row(), *stats(c)) for c in candles]
+            return [(*r[:12], *row_stats(r)) for r in candles]
         if with_seconds:
-            return [(*c.row(), c.seconds) for c in candles]
-        return [c.row() for c in candles]
+            return candles
+        return [r[:12] for r in candles]
