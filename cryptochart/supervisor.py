@@ -7,9 +7,11 @@ stopping all of them on Ctrl-C / SIGTERM.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -55,16 +57,31 @@ def stage_env(base: Mapping[str, str], **own: str) -> dict[str, str]:
     return {**env, **own}
 
 
+def inserter_instance_id(settings: Settings) -> str:
+    """The supervised inserter's static group member id: the configured one, else one of this
+    host and data directory, the same at every restart (so a restarted inserter takes its
+    partitions back at once) and different for another `cryptochart run` beside it."""
+    if settings.inserter_instance_id:
+        return settings.inserter_instance_id
+    folder = hashlib.blake2s(str(settings.data_dir.resolve()).encode(), digest_size=4).hexdigest()
+    return f"{socket.gethostname()}-{folder}-inserter"
+
+
 def stage_children(
     settings: Settings, base: Mapping[str, str], produce: Sequence[str]
 ) -> list[Child]:
     """The stages of ``cryptochart run``, each with the one database URL it needs (the producer
-    none): the inserter's, the minute job's and the API's read-only one."""
+    none): the inserter's (and its static member id), the minute job's and the API's read-only
+    one."""
     return [
         Child(
             "inserter",
             ["insert"],
-            stage_env(base, CRYPTOCHART_INSERTER_DATABASE_URL=settings.inserter_dsn),
+            stage_env(
+                base,
+                CRYPTOCHART_INSERTER_DATABASE_URL=settings.inserter_dsn,
+                CRYPTOCHART_INSERTER_INSTANCE_ID=inserter_instance_id(settings),
+            ),
         ),
         Child(
             "minute job",

@@ -107,7 +107,7 @@ class KlineInserter:
                 "auto.offset.reset": "earliest",
                 "partition.assignment.strategy": "cooperative-sticky",
                 "fetch.wait.max.ms": 50,
-                "session.timeout.ms": 10_000,
+                "session.timeout.ms": int(settings.inserter_session_timeout_seconds * 1000),
                 "error_cb": self._kafka_error,
                 **(
                     {"group.instance.id": settings.inserter_instance_id}

@@ -68,6 +68,9 @@ class Settings:
     # Static group membership: a restarted inserter with the same id takes its partitions back
     # at once instead of after the session timeout. Give each inserter its own; empty: dynamic.
     inserter_instance_id: str = ""
+    # How long a member may be silent before its partitions go to the others; a static member
+    # restarted within it resumes them without any rebalance.
+    inserter_session_timeout_seconds: float = 10.0
     insert_batch_rows: int = 20000
     insert_batch_seconds: float = 0.2
     aggregate_grace_seconds: float = 3.0
