@@ -15,7 +15,6 @@ import { BarStore } from "./bars.ts";
 import { CandleChart } from "./chart.ts";
 import { ChartStateView, type ChartState } from "./chart-state.ts";
 import { browserClock } from "./clock.ts";
-import { completenessOf, type Completeness } from "./completeness.ts";
 import { Drawer } from "./drawer.ts";
 import { Header } from "./header.ts";
 import { History } from "./history.ts";
@@ -26,6 +25,7 @@ import { LatencyWindow } from "./latency.ts";
 import { Legend } from "./legend.ts";
 import { LiveBars } from "./live.ts";
 import { Market } from "./market.ts";
+import type { PriceFormat, Sizes } from "./precision.ts";
 import { SymbolList } from "./sidebar.ts";
 import {
   LiveSocket,
@@ -36,6 +36,7 @@ import {
 } from "./socket.ts";
 import { StatusBar } from "./statusbar.ts";
 import { replaceUrl, viewFromSearch } from "./url.ts";
+import { VisibleSeconds } from "./visible-seconds.ts";
 
 /** What browser tests read from `window.__cryptochart`. */
 export interface Snapshot {
@@ -54,6 +55,8 @@ export interface Snapshot {
   indicators: string[];
   /** The visible candles' stored 1s klines and the seconds they should hold (status bar). */
   visibleSeconds: { stored: number; expected: number; uncounted: number } | null;
+  /** The price axis's decimals and step: the symbol's tick size, or a guess from its prices. */
+  priceFormat: PriceFormat;
 }
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -86,6 +89,7 @@ export class App {
   private readonly history: History;
   private readonly market: Market;
   private readonly indicatorMenu: IndicatorMenu;
+  private readonly seconds: VisibleSeconds;
   private readonly toast = $("toast");
   private toastTimer: number | undefined;
   /** Said once the page is up: what the address asked for that could not be shown. */
@@ -106,7 +110,7 @@ export class App {
           this.renderLegend();
         },
         nearOldest: () => void this.history.loadOlder(),
-        scrolled: () => this.renderCompleteness(),
+        scrolled: () => this.seconds.changed(),
       },
       () => this.clock.now(),
     );
@@ -138,6 +142,7 @@ export class App {
         this.drawer.set(false);
         this.select(symbol, this.interval);
       },
+      (symbol) => this.sizes(symbol),
     );
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     this.socket = new LiveSocket(`${scheme}://${location.host}/ws`, {
@@ -160,6 +165,7 @@ export class App {
       live: this.live,
       chart: this.chart,
       symbols: () => this.market.symbols,
+      tickSize: (symbol) => this.sizes(symbol).tickSize,
       events: {
         state: (state, detail) => this.chartState.set(state, detail),
         follow: (symbol, interval) => this.socket.followKlines(symbol, interval),
@@ -204,6 +210,13 @@ export class App {
         },
       },
     });
+    this.seconds = new VisibleSeconds({
+      store: this.store,
+      chart: this.chart,
+      interval: () => this.interval,
+      now: () => this.clock.now(),
+      show: (figure) => this.statusBar.setCompleteness(figure),
+    });
   }
 
   start(): void {
@@ -221,6 +234,8 @@ export class App {
       this.header.tick(now);
       this.chartState.tick(now);
       this.statusBar.tick(now);
+      // The forming candle closes with time: what it should hold grows to its whole interval.
+      this.seconds.changed();
     };
     tick();
     this.clock.setInterval(tick, 1000);
@@ -243,7 +258,8 @@ export class App {
       symbols: [...this.market.symbols],
       chartState: this.chartState.current,
       indicators: this.indicators.map((s) => s.id),
-      visibleSeconds: this.visibleCompleteness(),
+      visibleSeconds: this.seconds.current(),
+      priceFormat: this.chart.priceFormat,
     };
   }
 
@@ -274,6 +290,7 @@ export class App {
   private showView(): void {
     replaceUrl(this.symbol, this.interval, this.indicators);
     this.header.setView(this.symbol, this.interval);
+    this.header.setSizes(this.sizes(this.symbol));
     this.header.setQuote(this.market.priceOf(this.symbol), this.market.changeOf(this.symbol));
     this.header.setStats(this.market.statsOf(this.symbol));
     this.sidebar.setSelected(this.symbol);
@@ -285,8 +302,16 @@ export class App {
     this.updateTitle();
   }
 
-  /** A REST refresh of the symbol list is in: follow their tickers; no symbol asked, the first. */
+  /**
+   * A REST refresh of the symbol list is in: their sizes applied, their tickers followed; no
+   * symbol asked, the first.
+   */
   private onSymbols(symbols: readonly string[]): void {
+    // The sizes were read again: a tick or lot size declared (or changed) since is applied.
+    this.header.setSizes(this.sizes(this.symbol));
+    this.sidebar.rewritePrices();
+    this.history.sizesChanged();
+    this.renderLegend();
     this.socket.followTickers(symbols);
     $("symbol-count").textContent = String(symbols.length);
     if (!this.symbolGiven && !symbols.includes(this.symbol) && symbols[0] !== undefined) {
@@ -350,25 +375,19 @@ export class App {
   private renderLegend(): void {
     const hovered = this.hoverTime !== null ? this.store.at(this.hoverTime) : undefined;
     const bar = hovered ?? this.store.last;
-    this.legend.show(bar, this.interval, hovered !== undefined, this.clock.now());
+    const sizes = this.sizes(this.symbol);
+    this.legend.show(bar, this.interval, hovered !== undefined, this.clock.now(), sizes);
     const studies = bar === undefined ? [] : this.chart.studies.valuesAt(bar.time);
     this.legend.showStudies(studies, this.chart.pricePrecision);
   }
 
   private renderBarCount(): void {
     this.statusBar.setBars(this.store.size, this.history.loadingOlder, this.history.complete);
-    this.renderCompleteness();
   }
 
-  /** The visible candles' stored seconds against those they should hold. */
-  private renderCompleteness(): void {
-    this.statusBar.setCompleteness(this.visibleCompleteness());
-  }
-
-  private visibleCompleteness(): Completeness | null {
-    const range = this.chart.visibleRange();
-    const bars = range === null ? [] : this.store.between(range.from, range.to);
-    return bars.length === 0 ? null : completenessOf(bars, this.interval, this.clock.now());
+  /** A symbol's tick and lot size as last listed (undeclared until then). */
+  private sizes(symbol: string): Sizes {
+    return this.market.sizesOf(symbol);
   }
 
   private updateTitle(): void {

@@ -6,7 +6,10 @@ export interface Bar {
   time: number;
   /** Close time in Unix ms as the API writes it: for a candle of stored seconds, its newest one's. */
   closeTime: number;
-  /** How many 1s klines are behind the bar, from REST; null from a live frame, which does not say. */
+  /**
+   * How many 1s klines are behind the bar, from REST; null from a live frame, which does not say
+   * (unless it repeats a candle REST counted: see `LiveBars`).
+   */
   seconds: number | null;
   open: number;
   high: number;
@@ -15,8 +18,18 @@ export interface Bar {
   volume: number;
   /** Traded value in the quote asset (Σ price × quantity), for the session VWAP. */
   quoteVolume: number;
-  /** The exchange's decimal strings, shown unchanged in the legend. */
-  raw: { open: string; high: string; low: string; close: string; volume: string };
+  trades: number;
+  /** The exchange's decimal strings, shown in the legend and compared exactly. */
+  raw: {
+    open: string;
+    high: string;
+    low: string;
+    close: string;
+    volume: string;
+    quoteVolume: string;
+    takerBuyBase: string;
+    takerBuyQuote: string;
+  };
 }
 
 export function barFromKline(k: RawKline): Bar {
@@ -30,8 +43,37 @@ export function barFromKline(k: RawKline): Bar {
     close: Number(k[4]),
     volume: Number(k[5]),
     quoteVolume: Number(k[7]),
-    raw: { open: k[1], high: k[2], low: k[3], close: k[4], volume: k[5] },
+    trades: k[8],
+    raw: {
+      open: k[1],
+      high: k[2],
+      low: k[3],
+      close: k[4],
+      volume: k[5],
+      quoteVolume: k[7],
+      takerBuyBase: k[9],
+      takerBuyQuote: k[10],
+    },
   };
+}
+
+/** A decimal string without its padding, for comparing values: "2.50000000" and "2.5" agree. */
+const unpadded = (value: string): string =>
+  value.includes(".") ? value.replace(/0+$/, "").replace(/\.$/, "") : value;
+
+/**
+ * Whether two bars of one open time carry the same candle: the same newest second, prices,
+ * volumes and trades (decimals by value). Then they stand on the same seconds, and a count of
+ * them given for one holds for the other.
+ */
+export function sameCandle(a: Bar, b: Bar): boolean {
+  const keys = Object.keys(a.raw) as (keyof Bar["raw"])[];
+  return (
+    a.time === b.time &&
+    a.closeTime === b.closeTime &&
+    a.trades === b.trades &&
+    keys.every((key) => unpadded(a.raw[key]) === unpadded(b.raw[key]))
+  );
 }
 
 export type UpsertResult = "appended" | "replaced" | "stale";
@@ -40,6 +82,12 @@ export type UpsertResult = "appended" | "replaced" | "stale";
 export class BarStore {
   private list: Bar[] = [];
   private byTime = new Map<number, Bar>();
+  private readonly listeners: (() => void)[] = [];
+
+  /** Call `listener` after every change of the bars (any added, replaced or dropped). */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
 
   get bars(): readonly Bar[] {
     return this.list;
@@ -82,6 +130,7 @@ export class BarStore {
   dropOldest(count: number): number {
     const dropped = this.list.splice(0, Math.max(0, count));
     for (const bar of dropped) this.byTime.delete(bar.time);
+    if (dropped.length > 0) this.changed();
     return dropped.length;
   }
 
@@ -90,6 +139,7 @@ export class BarStore {
     // Later bars win: a merge passes the fresher copies last.
     this.byTime = new Map(bars.map((b) => [b.time, b]));
     this.list = [...this.byTime.values()].sort((a, b) => a.time - b.time);
+    this.changed();
   }
 
   clear(): void {
@@ -122,10 +172,16 @@ export class BarStore {
     if (last !== undefined && bar.time === last.time) {
       this.list[this.list.length - 1] = bar;
       this.byTime.set(bar.time, bar);
+      this.changed();
       return "replaced";
     }
     this.list.push(bar);
     this.byTime.set(bar.time, bar);
+    this.changed();
     return "appended";
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
   }
 }

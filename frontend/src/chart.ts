@@ -25,6 +25,7 @@ import { StudySeries } from "./indicators/study-series.ts";
 import { StudySet } from "./indicators/studies.ts";
 import type { IndicatorSpec } from "./indicators/types.ts";
 import type { Interval } from "./intervals.ts";
+import type { PriceFormat } from "./precision.ts";
 import { theme } from "./theme.ts";
 
 /** Load older history when fewer than this many bars are left of the visible range. */
@@ -48,7 +49,7 @@ export class CandleChart {
   private readonly studySeries: StudySeries;
   /** The indicators shown, kept in step with the candles. */
   readonly studies: StudySet;
-  private precision = 2;
+  private format: PriceFormat = { precision: 2, minMove: 0.01 };
   private interval: Interval = "1m";
   /**
    * Seconds added to every time handed to the library, which places day and hour ticks on UTC
@@ -180,7 +181,7 @@ export class CandleChart {
   }
 
   /** Show a new symbol or interval: all bars at once, scrolled to the newest. */
-  show(bars: readonly Bar[], interval: Interval, precision: number): void {
+  show(bars: readonly Bar[], interval: Interval, format: PriceFormat): void {
     this.interval = interval;
     // Daily bars are UTC days and are labelled so; everything finer reads in local time.
     this.shift = interval === "1d" ? 0 : -new Date().getTimezoneOffset() * 60;
@@ -188,22 +189,25 @@ export class CandleChart {
     const width = this.chart.timeScale().width();
     const barSpacing = Math.min(16, Math.max(7, width / (bars.length + 4)));
     this.chart.applyOptions({ timeScale: { secondsVisible: interval === "1s", barSpacing } });
-    this.setPrecision(precision);
+    this.setPriceFormat(format);
     this.setAll(bars);
     this.chart.timeScale().scrollToRealTime();
   }
 
   /** Decimals of the price axis, the candles' and the indicators' in prices. */
   get pricePrecision(): number {
-    return this.precision;
+    return this.format.precision;
   }
 
-  setPrecision(precision: number): void {
-    this.precision = precision;
-    this.candles.applyOptions({
-      priceFormat: { type: "price", precision, minMove: 10 ** -precision },
-    });
-    this.studySeries.setPricePrecision(precision);
+  get priceFormat(): PriceFormat {
+    return { ...this.format };
+  }
+
+  /** The price axis's decimals and step (the symbol's tick size, or a guess from its prices). */
+  setPriceFormat(format: PriceFormat): void {
+    this.format = format;
+    this.candles.applyOptions({ priceFormat: { type: "price", ...format } });
+    this.studySeries.setPricePrecision(format.precision);
   }
 
   /** Show these indicators over `bars` (the bars on the chart). */

@@ -3,8 +3,9 @@
  * banner.
  */
 import type { Source, Ticker } from "./api.ts";
-import { direction, formatChangePercent, formatDecimal } from "./format.ts";
+import { direction, formatChangePercent } from "./format.ts";
 import type { Interval } from "./intervals.ts";
+import { formatPrice, formatQuantity, UNDECLARED, type Sizes } from "./precision.ts";
 import type { Connection } from "./socket.ts";
 
 const BANNERS: Partial<Record<Source, string>> = {
@@ -31,28 +32,43 @@ export class Header {
   private readonly bannerTag = $("source-banner-tag");
   private state: Connection = "connecting";
   private retryAt: number | null = null;
+  /** The shown symbol's sizes, and the price and ticker as the API wrote them. */
+  private sizes: Sizes = UNDECLARED;
+  private lastPrice: string | undefined;
+  private ticker: Ticker | undefined;
 
   setView(symbol: string, interval: Interval): void {
     this.symbol.textContent = symbol;
     this.interval.textContent = interval;
     this.price.textContent = "";
+    this.lastPrice = undefined;
     this.change.textContent = "";
     this.stats.hidden = true;
+    this.ticker = undefined;
   }
 
-  /** The 24h high, low and volume of the shown symbol, as the API's ticker wrote them. */
+  /** The shown symbol's tick and lot size: its prices and volume are written at them. */
+  setSizes(sizes: Sizes): void {
+    this.sizes = sizes;
+    if (this.lastPrice !== undefined) this.price.textContent = formatPrice(this.lastPrice, sizes);
+    this.setStats(this.ticker);
+  }
+
+  /** The 24h high, low and volume of the shown symbol, from the API's ticker. */
   setStats(ticker: Ticker | undefined): void {
+    this.ticker = ticker;
     this.stats.hidden = ticker === undefined;
     if (ticker === undefined) return;
-    this.statHigh.textContent = formatDecimal(ticker.highPrice);
-    this.statLow.textContent = formatDecimal(ticker.lowPrice);
-    this.statVolume.textContent = formatDecimal(ticker.volume);
+    this.statHigh.textContent = formatPrice(ticker.highPrice, this.sizes);
+    this.statLow.textContent = formatPrice(ticker.lowPrice, this.sizes);
+    this.statVolume.textContent = formatQuantity(ticker.volume, this.sizes);
   }
 
   setQuote(price: string | undefined, changePercent: string | undefined): void {
     if (price !== undefined) {
-      const move = direction(Number(price) - Number(this.price.textContent || price));
-      this.price.textContent = formatDecimal(price);
+      const move = direction(Number(price) - Number(this.lastPrice ?? price));
+      this.lastPrice = price;
+      this.price.textContent = formatPrice(price, this.sizes);
       if (move !== "flat") this.price.dataset.dir = move;
     }
     if (changePercent !== undefined) {

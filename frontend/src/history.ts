@@ -6,9 +6,9 @@ import { ApiRejected, KLINES_MAX_LIMIT, type KlineQuery, type RawKline } from ".
 import { barFromKline, type Bar, type BarStore } from "./bars.ts";
 import type { ChartState, ChartStateDetail } from "./chart-state.ts";
 import type { Clock } from "./clock.ts";
-import { pricePrecision } from "./format.ts";
 import { DEFAULT_INTERVAL, INTERVAL_MS, type Interval } from "./intervals.ts";
 import type { LiveBars } from "./live.ts";
+import { chartPriceFormat, recentPrices, type PriceFormat } from "./precision.ts";
 import { DEFAULT_SYMBOL } from "./url.ts";
 
 export type FetchKlines = (
@@ -19,8 +19,10 @@ export type FetchKlines = (
 
 /** What history draws on: the chart (`CandleChart` in the page). */
 export interface HistoryChart {
-  /** A new view: all bars at once, scrolled to the newest. */
-  show(bars: readonly Bar[], interval: Interval, precision: number): void;
+  /** A new view: all bars at once, scrolled to the newest, prices in `format`. */
+  show(bars: readonly Bar[], interval: Interval, format: PriceFormat): void;
+  /** The price axis's format changed (the symbol's tick size was declared or changed). */
+  setPriceFormat(format: PriceFormat): void;
   /** The same view with more bars, keeping the scroll position. */
   setAll(bars: readonly Bar[]): void;
   clear(): void;
@@ -49,6 +51,8 @@ export interface HistoryDeps {
   chart: HistoryChart;
   /** The listed symbols: one of them is offered in place of an unknown symbol. */
   symbols(): readonly string[];
+  /** A symbol's tick size, null while undeclared (its prices then set the chart's format). */
+  tickSize(symbol: string): string | null;
   events: HistoryEvents;
 }
 
@@ -103,6 +107,7 @@ export class History {
     const { symbol, interval } = this;
     clock.clearTimeout(this.retryTimer);
     live.interval = interval;
+    live.tickSize = this.deps.tickSize(symbol);
     live.hold();
     this.olderLoading = false;
     this.olderExhausted = false;
@@ -125,11 +130,7 @@ export class History {
     this.loadAttempt = 0;
     store.reset(klines.map(barFromKline));
     this.olderExhausted = klines.length < KLINES_MAX_LIMIT;
-    chart.show(
-      store.bars,
-      interval,
-      pricePrecision(klines.slice(-200).flatMap((k) => [k[1], k[2], k[3], k[4]])),
-    );
+    chart.show(store.bars, interval, chartPriceFormat(live.tickSize, recentPrices(store.bars)));
     live.release();
     this.setState(store.size > 0 ? "ready" : "empty");
     events.loaded();
@@ -139,6 +140,18 @@ export class History {
   reconnected(): void {
     if (this.shown === "ready" || this.shown === "empty") void this.fillGap();
     else if (this.shown === "api-down") void this.reload();
+  }
+
+  /**
+   * The listed symbols' sizes were read again: when the shown symbol's tick size was declared or
+   * changed, the chart's price format follows (with bars; a first live bar reads it itself).
+   */
+  sizesChanged(): void {
+    const { live, store, chart } = this.deps;
+    const tickSize = this.deps.tickSize(this.symbol);
+    if (tickSize === live.tickSize) return;
+    live.tickSize = tickSize;
+    if (store.size > 0) chart.setPriceFormat(chartPriceFormat(tickSize, recentPrices(store.bars)));
   }
 
   /** The oldest bars were dropped to bound memory: scrolling back loads them again. */

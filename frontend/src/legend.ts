@@ -1,13 +1,14 @@
 /**
- * The crosshair legend: O H L C V of the hovered bar (or the newest), as the exchange wrote
- * them, and the indicators' values at that bar.
+ * The crosshair legend: O H L C V of the hovered bar (or the newest), exactly, at the symbol's
+ * tick and lot size, and the indicators' values at that bar.
  */
 import type { Bar } from "./bars.ts";
 import { expectedSeconds, isIncomplete } from "./completeness.ts";
-import { direction, formatBarTime, formatDecimal, formatIndicatorValue } from "./format.ts";
+import { direction, formatBarTime, formatIndicatorValue } from "./format.ts";
 import { indicatorDecimals, indicatorLabel } from "./indicators/registry.ts";
 import type { Study } from "./indicators/studies.ts";
 import type { Interval } from "./intervals.ts";
+import { formatPrice, formatQuantity, UNDECLARED, type Sizes } from "./precision.ts";
 
 export interface StudyValues {
   study: Study;
@@ -53,19 +54,26 @@ export class Legend {
 
   /**
    * `hovered` shows the UTC time next to the local one, as the crosshair sits on a bar; a bar
-   * missing seconds (as of `now`) says how many it holds.
+   * missing seconds (as of `now`) says how many it holds. Prices and volume are written at the
+   * symbol's `sizes` (when declared).
    */
-  show(bar: Bar | undefined, interval: Interval, hovered: boolean, now: number): void {
+  show(
+    bar: Bar | undefined,
+    interval: Interval,
+    hovered: boolean,
+    now: number,
+    sizes: Sizes = UNDECLARED,
+  ): void {
     this.root.hidden = bar === undefined;
     if (bar === undefined) return;
     const dir = direction(bar.close - bar.open);
     this.root.dataset.dir = dir;
     const f = this.fields;
-    f.o.textContent = formatDecimal(bar.raw.open);
-    f.h.textContent = formatDecimal(bar.raw.high);
-    f.l.textContent = formatDecimal(bar.raw.low);
-    f.c.textContent = formatDecimal(bar.raw.close);
-    f.v.textContent = formatDecimal(bar.raw.volume);
+    f.o.textContent = formatPrice(bar.raw.open, sizes);
+    f.h.textContent = formatPrice(bar.raw.high, sizes);
+    f.l.textContent = formatPrice(bar.raw.low, sizes);
+    f.c.textContent = formatPrice(bar.raw.close, sizes);
+    f.v.textContent = formatQuantity(bar.raw.volume, sizes);
     const pct = bar.open !== 0 ? ((bar.close - bar.open) / bar.open) * 100 : 0;
     f.chg.textContent = `${pct > 0 ? "+" : ""}${pct.toFixed(2)}%`;
     const ms = bar.time * 1000;

@@ -5,9 +5,9 @@
  * go, a batch at a time, never those in view; scrolling back loads them again.
  */
 import type { RawKline } from "./api.ts";
-import { barFromKline, type Bar, type BarStore } from "./bars.ts";
-import { pricePrecision } from "./format.ts";
+import { barFromKline, sameCandle, type Bar, type BarStore } from "./bars.ts";
 import { INTERVAL_MS, type Interval } from "./intervals.ts";
+import { chartPriceFormat, type PriceFormat } from "./precision.ts";
 
 /** Bars kept at most, once a batch of {@link DROP_BATCH} more has piled up on top. */
 export const BAR_CAP = 20_000;
@@ -19,7 +19,7 @@ export const KEEP_BEFORE_VIEW = 40;
 /** What live frames draw on: the chart (`CandleChart` in the page). */
 export interface LiveChart {
   update(bar: Bar): void;
-  setPrecision(precision: number): void;
+  setPriceFormat(format: PriceFormat): void;
   /** The oldest bars were dropped: these are the ones left. */
   dropOlder(bars: readonly Bar[]): void;
   /** Open times (Unix seconds) of the first and last bar in view, or null with none. */
@@ -43,6 +43,8 @@ export interface BarLimits {
 export class LiveBars {
   /** The shown interval, for telling a hole from the next bar. */
   interval: Interval = "1m";
+  /** The shown symbol's tick size (null: undeclared), for the price format of a first bar. */
+  tickSize: string | null = null;
   private buffering = true;
   private pending: RawKline[] = [];
 
@@ -90,13 +92,20 @@ export class LiveBars {
     }
     const bar = barFromKline(k);
     const previous = this.store.last;
+    // A frame says nothing of the seconds behind it, but one that repeats the candle REST
+    // counted (the current candle sent on subscribing) stands on the same seconds.
+    if (previous !== undefined && previous.seconds !== null && sameCandle(previous, bar)) {
+      bar.seconds ??= previous.seconds;
+    }
     const result = this.store.upsert(bar);
     if (result === "stale") return;
     if (previous !== undefined && bar.time - previous.time > INTERVAL_MS[this.interval] / 1000) {
       this.events.hole(previous.time, bar.time);
     }
     this.chart.update(bar);
-    if (this.store.size === 1) this.chart.setPrecision(pricePrecision([k[1], k[2], k[3], k[4]]));
+    if (this.store.size === 1) {
+      this.chart.setPriceFormat(chartPriceFormat(this.tickSize, [k[1], k[2], k[3], k[4]]));
+    }
     this.events.drawn(bar, result);
     if (result === "appended" && this.store.size > this.limits.cap + this.limits.batch) {
       this.dropOldest();

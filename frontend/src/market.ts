@@ -1,15 +1,17 @@
 /**
- * What the sidebar and the header know about every symbol: the list, the newest price (from
+ * What the sidebar and the header know about every symbol: the list, its tick and lot size, the
+ * newest price (from
  * whichever frame is newest), the 24h change and stats, and the data source. Read from REST at
  * start and every 30 s (retried every 5 s until a first list arrives), moved by live frames.
  */
 import type { Source, SymbolInfo, Ticker } from "./api.ts";
 import type { Clock } from "./clock.ts";
+import { sizesOf, UNDECLARED, type Sizes } from "./precision.ts";
 
 export interface MarketEvents {
   /** The listed symbols, before their prices and tickers. */
   listed(symbols: readonly string[]): void;
-  /** A REST refresh is applied: the list, its prices, tickers and the source. */
+  /** A REST refresh is applied: the list, its sizes, prices, tickers and the source. */
   refreshed(symbols: readonly string[]): void;
   /** No list could be read and none is known yet. */
   unavailable(): void;
@@ -37,6 +39,7 @@ export class Market {
   private readonly prices = new Map<string, { price: string; at: number }>();
   private readonly changes = new Map<string, string>();
   private readonly stats = new Map<string, Ticker>();
+  private sizes = new Map<string, Sizes>();
   private loading = false;
   private current: Source = "unknown";
 
@@ -60,6 +63,11 @@ export class Market {
 
   statsOf(symbol: string): Ticker | undefined {
     return this.stats.get(symbol);
+  }
+
+  /** A symbol's tick and lot size as last listed; undeclared (null) until then. */
+  sizesOf(symbol: string): Sizes {
+    return this.sizes.get(symbol) ?? UNDECLARED;
   }
 
   /** Every known price, the exchange's strings. */
@@ -89,6 +97,8 @@ export class Market {
       ]);
       if (source !== undefined) this.setSource(source);
       this.list = symbols.map((s) => s.symbol);
+      // Before any price is shown: prices are written at their symbol's tick size.
+      this.sizes = new Map(symbols.map((s) => [s.symbol, sizesOf(s)]));
       events.listed(this.list);
       for (const s of symbols) this.setPrice(s.symbol, s.price, s.lastTime);
       for (const t of tickers ?? []) this.setTicker(t);

@@ -1,5 +1,9 @@
-/** The symbol list: every symbol with data, its last price (flashing on change) and 24h change. */
-import { direction, formatChangePercent, formatDecimal, splitSymbol } from "./format.ts";
+/**
+ * The symbol list: every symbol with data, its last price (at its tick size, flashing on change)
+ * and 24h change.
+ */
+import { direction, formatChangePercent, splitSymbol } from "./format.ts";
+import { formatPrice, type Sizes } from "./precision.ts";
 
 interface Row {
   el: HTMLElement;
@@ -18,6 +22,8 @@ export class SymbolList {
     private readonly search: HTMLInputElement,
     private readonly empty: HTMLElement,
     private readonly onSelect: (symbol: string) => void,
+    /** A symbol's tick and lot size (undeclared: null), read whenever a price is written. */
+    private readonly sizesOf: (symbol: string) => Sizes,
   ) {
     list.addEventListener("click", (event) => {
       const row = (event.target as HTMLElement).closest<HTMLElement>("[data-symbol]");
@@ -65,8 +71,17 @@ export class SymbolList {
     const move = direction(Number(price) - Number(row.lastPrice));
     const hadPrice = row.lastPrice !== "";
     row.lastPrice = price;
-    row.price.textContent = formatDecimal(price);
+    row.price.textContent = formatPrice(price, this.sizesOf(symbol));
     if (hadPrice && move !== "flat") flash(row.price, move);
+  }
+
+  /** Write every price again (the symbols' sizes were read again and may have changed). */
+  rewritePrices(): void {
+    for (const [symbol, row] of this.rows) {
+      if (row.lastPrice === "") continue;
+      const text = formatPrice(row.lastPrice, this.sizesOf(symbol));
+      if (row.price.textContent !== text) row.price.textContent = text;
+    }
   }
 
   setChange(symbol: string, percent: string): void {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { RawKline } from "../src/api.ts";
-import { BarStore, barFromKline, type Bar } from "../src/bars.ts";
+import { BarStore, barFromKline, sameCandle, type Bar } from "../src/bars.ts";
 
 const kline = (openMs: number, close = "100.50"): RawKline => [
   openMs,
@@ -78,4 +78,45 @@ test("an empty store accepts its first live bar", () => {
   assert.equal(store.last, undefined);
   assert.equal(store.upsert(bar(60)), "appended");
   assert.equal(store.size, 1);
+});
+
+test("every change of the bars is told; a stale live bar or nothing dropped is none", () => {
+  const store = new BarStore();
+  let changes = 0;
+  store.onChange(() => changes++);
+  store.reset([0, 1, 2].map((m) => barFromKline(kline(m * 60_000))));
+  assert.equal(changes, 1);
+  store.upsert(barFromKline(kline(2 * 60_000, "101.00")));
+  store.upsert(barFromKline(kline(3 * 60_000)));
+  assert.equal(changes, 3);
+  store.upsert(barFromKline(kline(0)));
+  assert.equal(changes, 3, "stale");
+  store.prepend([barFromKline(kline(-60_000))]);
+  store.prepend([barFromKline(kline(0))]);
+  assert.equal(changes, 4, "only new bars change it");
+  store.merge([barFromKline(kline(5 * 60_000))]);
+  store.dropOldest(1);
+  store.dropOldest(0);
+  store.clear();
+  assert.equal(changes, 7);
+});
+
+test("two bars carry the same candle when every value agrees, padding aside", () => {
+  const rest = kline(60_000);
+  rest[12] = 60;
+  const same = rest.slice(0, 11) as RawKline;
+  same[5] = "12.345";
+  assert.ok(sameCandle(barFromKline(rest), barFromKline(same)));
+  const differs = (index: number, value: string | number) => {
+    const k = rest.slice(0, 11) as RawKline;
+    (k as unknown[])[index] = value;
+    return !sameCandle(barFromKline(rest), barFromKline(k));
+  };
+  assert.ok(differs(4, "100.01"), "close");
+  assert.ok(differs(6, 60_000 + 58_999), "an older newest second");
+  assert.ok(differs(7, "250.1"), "quote volume");
+  assert.ok(differs(8, 8), "trades");
+  assert.ok(differs(9, "1.1"), "taker buy base");
+  assert.ok(differs(10, "100.1"), "taker buy quote");
+  assert.ok(differs(0, 120_000), "another minute");
 });

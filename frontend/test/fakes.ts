@@ -4,6 +4,7 @@ import type { Bar } from "../src/bars.ts";
 import type { Clock } from "../src/clock.ts";
 import type { LinePoint, Study, StudySink } from "../src/indicators/studies.ts";
 import type { Interval } from "../src/intervals.ts";
+import type { PriceFormat } from "../src/precision.ts";
 
 /** Let every settled promise's callbacks run (the fakes answer with resolved promises). */
 export const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -171,7 +172,9 @@ function toError(error: unknown): Error {
 /** The chart, keeping what it would draw: `bars` is the candles series' data. */
 export class FakeChart {
   bars: Bar[] = [];
-  precision: number | undefined;
+  /** The price axis's format, and how many times it was set. */
+  format: PriceFormat | undefined;
+  formats = 0;
   nearOldest = false;
   /** What `visibleRange` answers: null, nothing in view. */
   view: { from: number; to: number } | null = null;
@@ -180,9 +183,13 @@ export class FakeChart {
   setAlls = 0;
   updates = 0;
 
-  show(bars: readonly Bar[], _interval: Interval, precision: number): void {
+  get precision(): number | undefined {
+    return this.format?.precision;
+  }
+
+  show(bars: readonly Bar[], _interval: Interval, format: PriceFormat): void {
     this.shows++;
-    this.precision = precision;
+    this.format = format;
     this.bars = [...bars];
   }
 
@@ -200,8 +207,9 @@ export class FakeChart {
     else this.bars.push(bar);
   }
 
-  setPrecision(precision: number): void {
-    this.precision = precision;
+  setPriceFormat(format: PriceFormat): void {
+    this.formats++;
+    this.format = format;
   }
 
   clear(): void {

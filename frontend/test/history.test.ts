@@ -24,6 +24,8 @@ function setup(
   klines: RawKline[] = series(NOW - 2_499 * MINUTE, 2_500),
   symbols: string[] = [],
   limits?: BarLimits,
+  /** Tick sizes declared per symbol; undeclared ones are guessed from the prices. */
+  ticks = new Map<string, string>(),
 ) {
   const clock = new FakeClock(NOW + 30_000);
   const api = new FakeKlinesApi(klines);
@@ -50,6 +52,7 @@ function setup(
     live,
     chart,
     symbols: () => symbols,
+    tickSize: (symbol) => ticks.get(symbol) ?? null,
     events: {
       state: (state, detail) => states.push({ state, detail }),
       follow: (symbol, interval) => follows.push(`${symbol} ${interval}`),
@@ -58,7 +61,7 @@ function setup(
       counted: () => log.counted++,
     },
   });
-  return { clock, api, store, chart, states, follows, log, history, live };
+  return { clock, api, store, chart, states, follows, log, history, live, ticks };
 }
 
 const lastState = (states: { state: ChartState }[]): ChartState | undefined => states.at(-1)?.state;
@@ -376,4 +379,45 @@ test("bars dropped for the cap load again when scrolled back to", async () => {
   assert.ok(contiguous(store.bars, 60));
   assert.deepEqual(times(chart.bars), times(store.bars));
   assert.equal(history.complete, true);
+});
+
+test("a declared tick size sets the price scale; undeclared, the prices guess it", async () => {
+  const { chart, history, ticks } = setup(
+    series(NOW - 9 * MINUTE, 10),
+    [],
+    undefined,
+    new Map([["BTCUSDT", "0.05"]]),
+  );
+  await history.open("BTCUSDT", "1m");
+  assert.deepEqual(chart.format, { precision: 2, minMove: 0.05 });
+  await history.open("ETHUSDT", "1m"); // none declared: the prices' 2 decimals
+  assert.deepEqual(chart.format, { precision: 2, minMove: 0.01 });
+
+  // The symbols are listed again with ETHUSDT's tick size declared: the shown chart follows.
+  ticks.set("ETHUSDT", "0.001");
+  history.sizesChanged();
+  assert.deepEqual(chart.format, { precision: 3, minMove: 0.001 });
+  const formats = chart.formats;
+  history.sizesChanged(); // unchanged: not set again
+  assert.equal(chart.formats, formats);
+  // Another symbol's size is no concern of this view.
+  ticks.set("BTCUSDT", "1");
+  history.sizesChanged();
+  assert.equal(chart.formats, formats);
+});
+
+test("a first live bar of an empty view takes the declared tick size over its prices", async () => {
+  const none = setup([], [], undefined, new Map([["NEWUSDT", "10"]]));
+  await none.history.open("NEWUSDT", "1s");
+  none.live.apply(kline(NOW, "3.14159", 1_000));
+  assert.deepEqual(none.chart.format, { precision: 0, minMove: 10 });
+
+  // Declared while the view is still empty: the first bar reads it.
+  const later = setup([]);
+  await later.history.open("NEWUSDT", "1s");
+  later.ticks.set("NEWUSDT", "0.0001");
+  later.history.sizesChanged();
+  assert.equal(later.chart.formats, 0, "no bar yet, nothing to set");
+  later.live.apply(kline(NOW, "3.14159", 1_000));
+  assert.deepEqual(later.chart.format, { precision: 4, minMove: 0.0001 });
 });

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ApiUnavailable, type Source, type SymbolInfo, type Ticker } from "../src/api.ts";
 import { Market, REFRESH_MS } from "../src/market.ts";
+import type { Sizes } from "../src/precision.ts";
 import { FakeClock, settle } from "./fakes.ts";
 
 const T = 1_700_000_040_000;
@@ -36,7 +37,9 @@ function setup() {
   const answer = <T>(value: T | Error): Promise<T> =>
     value instanceof Error ? Promise.reject(value) : Promise.resolve(value);
   const log: string[] = [];
-  const market = new Market({
+  /** Each symbol's sizes as they were when its first price was shown. */
+  const sizesAtPrice = new Map<string, Sizes>();
+  const market: Market = new Market({
     fetchSymbols: () => {
       api.calls++;
       return answer(api.symbols);
@@ -48,13 +51,16 @@ function setup() {
       listed: (symbols) => log.push(`listed ${symbols.join(",")}`),
       refreshed: (symbols) => log.push(`refreshed ${symbols.join(",")}`),
       unavailable: () => log.push("unavailable"),
-      price: (symbol, price) => log.push(`price ${symbol} ${price}`),
+      price: (symbol, price) => {
+        log.push(`price ${symbol} ${price}`);
+        if (!sizesAtPrice.has(symbol)) sizesAtPrice.set(symbol, market.sizesOf(symbol));
+      },
       change: (symbol, percent) => log.push(`change ${symbol} ${percent}`),
       stats: (t) => log.push(`stats ${t.symbol} ${t.highPrice}`),
       source: (source) => log.push(`source ${source}`),
     },
   });
-  return { clock, api, log, market };
+  return { clock, api, log, market, sizesAtPrice };
 }
 
 test("a load lists the symbols, then their prices, tickers and the source", async () => {
@@ -148,4 +154,30 @@ test("a load while one is in flight asks nothing more", async () => {
   await market.load();
   await first;
   assert.equal(api.calls, 1);
+});
+
+test("each symbol's tick and lot size as listed, before its price is shown", async () => {
+  const { api, market, sizesAtPrice } = setup();
+  api.symbols = [
+    { ...info("BTCUSDT", "100.00"), tickSize: "0.01", lotSize: "0.00001" },
+    { ...info("ETHUSDT", "10.00"), tickSize: null, lotSize: null },
+    { ...info("OLDUSDT", "1.00") }, // an API that does not send them yet
+    { ...info("BADUSDT", "1.00"), tickSize: "0", lotSize: "-1" },
+  ];
+  await market.load();
+  assert.deepEqual(sizesAtPrice.get("BTCUSDT"), { tickSize: "0.01", lotSize: "0.00001" });
+  assert.deepEqual(market.sizesOf("ETHUSDT"), { tickSize: null, lotSize: null });
+  assert.deepEqual(market.sizesOf("OLDUSDT"), { tickSize: null, lotSize: null });
+  assert.deepEqual(market.sizesOf("BADUSDT"), { tickSize: null, lotSize: null });
+  assert.deepEqual(market.sizesOf("NOPEUSDT"), { tickSize: null, lotSize: null });
+
+  // Declared later: the next listing has them.
+  api.symbols = [{ ...info("ETHUSDT", "10.00"), tickSize: "0.1", lotSize: "1" }];
+  await market.load();
+  assert.deepEqual(market.sizesOf("ETHUSDT"), { tickSize: "0.1", lotSize: "1" });
+  assert.deepEqual(
+    market.sizesOf("BTCUSDT"),
+    { tickSize: null, lotSize: null },
+    "no longer listed",
+  );
 });

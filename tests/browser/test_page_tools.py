@@ -4,6 +4,7 @@ of their own, so they run after tests/browser/test_page.py's screenshots."""
 
 from __future__ import annotations
 
+import re
 import time
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -91,9 +92,10 @@ def test_a_minute_with_missing_seconds_is_counted_as_incomplete(chart_page: Brow
     wait_for(aggregated, 30, f"{symbol}'s three minutes with their seconds counted")
     chart_page.open(f"?symbol={symbol}&interval=1m")
     wait_ready(chart_page, symbol, "1m", bars=3)
-    # The newest candle came over the socket too (its current candle), which carries no count
-    # of seconds, so it is left out of the figure, and said so: the two older ones are counted.
-    counted = {"stored": 101, "expected": 120, "uncounted": 1}
+    # The newest candle came over the socket too (its current candle, sent on subscribing):
+    # a frame carries no count of seconds, but this one repeats the candle REST counted, so
+    # its count still holds and all three minutes are counted.
+    counted = {"stored": 161, "expected": 180, "uncounted": 0}
     try:
         chart_page.page.wait_for_function(
             "(want) => JSON.stringify(window.__cryptochart.visibleSeconds)"
@@ -103,5 +105,48 @@ def test_a_minute_with_missing_seconds_is_counted_as_incomplete(chart_page: Brow
     except Exception as exc:
         raise AssertionError(f"visible seconds: {state(chart_page)['visibleSeconds']}") from exc
     status = chart_page.page.locator("#status-seconds")
+    # The status bar shows the same figure: 161 of 180 seconds, never rounded up.
+    expect(status).to_have_text("seconds 89.44%")
     expect(status).to_have_attribute("data-complete", "false")
+    chart_page.console.assert_clean()
+
+
+def written_at(step: str) -> re.Pattern[str]:
+    """A number written with exactly the decimals of ``step``: 0.01 → 61130.99, 10 → 61130."""
+    places = len(step.partition(".")[2].rstrip("0"))
+    return re.compile(rf"^-?\d+\.\d{{{places}}}$" if places else r"^-?\d+$")
+
+
+def test_prices_are_written_at_the_symbols_tick_size(chart_page: BrowserPage) -> None:
+    symbol = "BTCUSDT"  # the simulated feed declares its tick and lot size
+
+    def sizes() -> dict[str, Any] | None:
+        listed = chart_page.stack.get("/api/v1/symbols").json()
+        info = next((s for s in listed if s["symbol"] == symbol), None)
+        return info if info and info["tickSize"] and info["lotSize"] else None
+
+    wait_for(lambda: sizes() is not None, 30, f"{symbol}'s tick and lot size listed")
+    info = sizes()
+    assert info is not None
+    tick, lot = info["tickSize"], info["lotSize"]
+    chart_page.open(f"?symbol={symbol}&interval=1m")
+    wait_ready(chart_page, symbol, "1m")
+    want = {"precision": len(tick.partition(".")[2]), "minMove": float(tick)}
+    try:
+        chart_page.page.wait_for_function(
+            "(want) => JSON.stringify(window.__cryptochart.priceFormat) === JSON.stringify(want)",
+            arg=want,
+        )
+    except Exception as exc:
+        raise AssertionError(f"price format: {state(chart_page)['priceFormat']}") from exc
+
+    page = chart_page.page
+    price, quantity = written_at(tick), written_at(lot)
+    for field in "ohlc":
+        expect(page.locator(f'#legend [data-f="{field}"]')).to_have_text(price)
+    expect(page.locator('#legend [data-f="v"]')).to_have_text(quantity)
+    expect(page.locator("#view-price")).to_have_text(price)
+    expect(page.get_by_test_id(f"symbol-row-{symbol}").get_by_test_id("symbol-price")).to_have_text(
+        price
+    )
     chart_page.console.assert_clean()
