@@ -101,8 +101,9 @@ class KlineProducer:
         self._producer.poll(0)
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
-        if err is None:
-            self.counts["delivered"] += 1
+        if err is None:  # instruments are counted apart: "delivered" is what carries klines
+            instrument = msg.topic() == self._settings.instruments_topic
+            self.counts["instruments_delivered" if instrument else "delivered"] += 1
             return
         self.counts["failed"] += 1
         log.error("delivery to %s failed: %s", msg.topic(), err)
