@@ -59,7 +59,16 @@ def api(scenario: Scenario, stages: Stages) -> Iterator[Api]:
     klines = backfill(stages, data, past_start(120), 120)
     assert_landed_exactly(settings.database_url, klines, timeout=30, levels=["1m", "5m"])
     port = free_port()
-    stage = stages.cli("api", settings, "serve", f"--port={port}", "--log-level=warning")
+    # The fuzzer sends frames flat out; the per-socket message cap has tests of its own
+    # (tests/test_api_limits.py), so here it is set out of the way.
+    stage = stages.cli(
+        "api",
+        settings,
+        "serve",
+        f"--port={port}",
+        "--log-level=warning",
+        CRYPTOCHART_API_WS_MESSAGES_PER_SECOND="100000",
+    )
     url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
