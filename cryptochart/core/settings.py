@@ -82,6 +82,8 @@ class Settings:
     local_pg_port: int = 55432
     local_kafka_port: int = 59092
     local_kafka_controller_port: int = 59093
+    # Nodes of the local Kafka (KRaft) cluster; node n listens on the two ports above + 2(n - 1).
+    local_kafka_brokers: int = 1
     kafka_heap: str = "384m"
 
     @classmethod
