@@ -149,6 +149,11 @@ def test_retention_jobs_drop_old_chunks_and_aggregates(url: str) -> None:
     now = floor(datetime.now(UTC), MINUTE)
     ages = {"ancient": timedelta(days=500), "old": timedelta(days=30), "recent": timedelta(hours=1)}
     with connect(url) as conn:
+        # This database's job scheduler would run them on its own clock at any moment.
+        conn.execute(
+            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+            "WHERE proc_name = 'policy_retention'"
+        )
         for age in ages.values():
             minute = now - age
             insert_klines(conn, synthetic_klines(["RETAINUSDT"], minute, 5, seed=age.days))
