@@ -20,8 +20,8 @@ from tests.api_server import TEST_CONFIG, ApiServer, insert_seconds, kline, serv
 SYMBOL, EMPTY = "GAPAPI", "GAPNONE"
 MINUTE = 60_000
 NOW_MINUTE = int(time.time()) // 60 * MINUTE
-# Stored: two hours before the current minute to three minutes after it (so the gauge's hour is
-# covered whichever minute it is read in), except these ranges.
+# Stored: two hours before the minute this module was collected in to twenty minutes after it (the
+# gauge's hour is then covered whenever in the session it is read), except these ranges.
 DROPPED = [
     (NOW_MINUTE - 90 * MINUTE, NOW_MINUTE - 90 * MINUTE + 4_000),  # before the last hour
     (NOW_MINUTE - 30 * MINUTE + 10_000, NOW_MINUTE - 30 * MINUTE + 15_000),
@@ -31,7 +31,7 @@ DROPPED = [
 
 @pytest.fixture(scope="module")
 def api(settings: Settings, module_db: Conn) -> Iterator[ApiServer]:
-    seconds = range(NOW_MINUTE - 120 * MINUTE, NOW_MINUTE + 3 * MINUTE, 1000)
+    seconds = range(NOW_MINUTE - 120 * MINUTE, NOW_MINUTE + 20 * MINUTE, 1000)
     kept = [t for t in seconds if not any(a <= t < b for a, b in DROPPED)]
     insert_seconds(module_db, [kline(SYMBOL, t, "10.5", "11", "10", "10.75") for t in kept])
     ours = replace(settings, symbols=(SYMBOL, EMPTY))
