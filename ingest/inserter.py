@@ -34,6 +34,7 @@ from cryptochart.core.instrument import Instrument, decode_instrument, validate_
 from cryptochart.core.kafka_clients import RECONNECT
 from cryptochart.core.kline import InvalidKline, Kline, decode, row, validate
 from cryptochart.core.settings import Settings
+from cryptochart.ingest import wakeup
 from cryptochart.ingest.inserter_sql import (
     COPY_STAGING,
     CREATE_STAGING,
@@ -63,7 +64,8 @@ def staging_rows(klines: Iterable[tuple[int, Kline]]) -> list[Row]:
 
 
 def write_batch(conn: psycopg.Connection[Row], rows: Sequence[Row]) -> None:
-    """Upsert closed klines and widen their checkpoints, in one transaction."""
+    """Upsert closed klines and widen their checkpoints, in one transaction; one that writes a
+    minute's last second wakes the minute job when it commits."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(CREATE_STAGING)
         with cur.copy(COPY_STAGING) as copy:
@@ -71,6 +73,9 @@ def write_batch(conn: psycopg.Connection[Row], rows: Sequence[Row]) -> None:
             for row in rows:
                 copy.write_row(row)
         cur.execute(UPSERT)
+        closed = wakeup.closed_minute(r[2] for r in rows)  # (seq, symbol, open_time, …)
+        if closed is not None:
+            wakeup.notify(cur, closed)
 
 
 def write_instruments(conn: psycopg.Connection[Row], instruments: Sequence[Instrument]) -> None:

@@ -38,6 +38,9 @@ STAGING_TYPES = (
 
 # One row per (symbol, open_time) (the latest in the batch wins); a redelivered identical kline
 # changes nothing and is not counted, so checkpoints only name the seconds that really changed.
+# Each symbol's unclaimed pending checkpoint is widened (a new one opened once the minute job has
+# claimed it), in symbol order like the minute job's claim, so neither waits on the other in a
+# cycle.
 UPSERT = f"""
 WITH batch AS (
     SELECT DISTINCT ON (symbol, open_time) *
@@ -60,7 +63,8 @@ INSERT INTO ingest_checkpoint AS c (symbol, first_open_time, last_open_time, row
 SELECT symbol, min(open_time), max(open_time), count(*)
 FROM written
 GROUP BY symbol
-ON CONFLICT (symbol) WHERE aggregated_at IS NULL DO UPDATE SET
+ORDER BY symbol
+ON CONFLICT (symbol) WHERE aggregated_at IS NULL AND NOT claimed DO UPDATE SET
     first_open_time = least(c.first_open_time, EXCLUDED.first_open_time),
     last_open_time = greatest(c.last_open_time, EXCLUDED.last_open_time),
     rows = c.rows + EXCLUDED.rows,

@@ -3,8 +3,14 @@ windows the checkpoints name, as soon as each minute is final.
 
 TimescaleDB refreshes its continuous aggregates with ``refresh_continuous_aggregate``, which
 cannot run inside a transaction; plain PostgreSQL upserts with ``kline_rollup()`` in the same
-transaction that marks the checkpoints done. Either way a checkpoint is only marked done if the
-inserter has not widened it meanwhile, so a crash or a race re-aggregates and never skips.
+transaction that marks the checkpoints done. Each pass first claims the pending checkpoints it
+rolls up: the inserter never widens a claimed checkpoint (it opens a new pending one), so what
+the pass read is what it marks done, and whatever lies past the cut moves into the symbol's
+pending checkpoint. A crash leaves the checkpoints claimed and the next pass rolls them up again:
+a crash or a race re-aggregates and never skips.
+
+The job runs as soon as the inserter commits a batch writing a minute's last second (LISTEN /
+NOTIFY, :mod:`cryptochart.ingest.wakeup`), and at the latest every poll interval.
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ from cryptochart.core.database import Conn, connect
 from cryptochart.core.settings import Settings
 from cryptochart.db.migrate import schema_flavour
 from cryptochart.db.partitions import maintain
+from cryptochart.ingest import wakeup
 from cryptochart.ingest.minute_job_lease import lease_dsn, wait_for_lease
 from cryptochart.ingest.minute_windows import (
     Pending,
     Window,
     cut_time,
     merged_ranges,
+    merged_windows,
     minute_window,
 )
 
@@ -73,16 +81,21 @@ class MinuteJob:
         """Aggregate every final minute that has unaggregated data; return what was done."""
         conn.autocommit = True
         plan = self.plan(conn)
-        if plan.pending:
-            if schema_flavour(conn) == "timescaledb":
-                self.refresh(conn, plan.windows)
-                with conn.transaction():
-                    self.mark(conn, plan)
-            else:
-                with conn.transaction():
-                    self.rollup(conn, plan.windows)
-                    self.mark(conn, plan)
+        self.apply(conn, plan)
         return RunReport(plan.cut, len(plan.pending), plan.windows)
+
+    def apply(self, conn: Conn, plan: Plan) -> None:
+        """Roll the plan's windows up and mark its claimed checkpoints (``conn`` in autocommit)."""
+        if not plan.pending:
+            return
+        if schema_flavour(conn) == "timescaledb":
+            self.refresh(conn, plan.windows)
+            with conn.transaction():
+                self.mark(conn, plan)
+        else:
+            with conn.transaction():
+                self.rollup(conn, plan.windows)
+                self.mark(conn, plan)
 
     def run_forever(self, stop: threading.Event) -> None:
         conn: Conn | None = None
@@ -94,6 +107,7 @@ class MinuteJob:
                     conn = connect(lease_dsn(self.settings.minute_job_dsn), timeout=5)
                     if not wait_for_lease(conn, stop):
                         break
+                    wakeup.listen(conn)
                 report = self.run_once(conn)
                 if report.windows:
                     log.info(
@@ -105,7 +119,7 @@ class MinuteJob:
                     self._upkeep(conn)
                     last_upkeep = time.monotonic()
                 backoff.reset()
-                stop.wait(self.settings.aggregate_poll_seconds)
+                wakeup.wait(conn, self.settings.aggregate_poll_seconds)
             except psycopg.OperationalError as exc:
                 log.error("database unavailable, retrying: %s", " ".join(str(exc).split()))
                 if conn is not None:
@@ -116,7 +130,8 @@ class MinuteJob:
             conn.close()
 
     def plan(self, conn: Conn) -> Plan:
-        """The cut, the checkpoints pending before it and their final-minute windows."""
+        """The cut, the checkpoints pending before it (claimed, in autocommit, so the inserter
+        leaves them as read) and their final-minute windows."""
         row = conn.execute(
             f"""SELECT now(), now() - %s::interval,
                        (SELECT min(last) FROM (
@@ -133,9 +148,8 @@ class MinuteJob:
             Pending(*r)  # type: ignore[arg-type]
             for r in conn.execute(
                 """SELECT id, symbol, first_open_time, last_open_time, rows
-                   FROM ingest_checkpoint
-                   WHERE aggregated_at IS NULL AND first_open_time < %s
-                   ORDER BY symbol""",
+                   FROM ingest_checkpoint_claim(%s)
+                   ORDER BY symbol, id""",
                 (cut,),
             ).fetchall()
         ]
@@ -163,9 +177,10 @@ class MinuteJob:
         )
 
     def rollup(self, conn: Conn, windows: list[Window]) -> None:
-        """Plain PostgreSQL: roll every level up over the windows (one statement a level)."""
+        """Plain PostgreSQL: roll every level up over the windows (one statement a level; a
+        symbol's windows merged where they meet, so no second is summed twice)."""
         for level in levels(conn):
-            aligned = [w.widened(level.bucket) for w in windows]
+            aligned = merged_windows(w.widened(level.bucket) for w in windows)
             conn.execute(
                 "SELECT kline_rollup(%s, %s, %s, %s)",
                 (
@@ -186,25 +201,11 @@ class MinuteJob:
                 )
 
     def mark(self, conn: Conn, plan: Plan) -> None:
-        """Done where the whole range was final; else pending from the cut on. Either only if
-        the inserter has not widened the checkpoint since it was read."""
-        pending = plan.pending
+        """The claimed checkpoints done up to the cut; what each holds from the cut on merged
+        into its symbol's pending checkpoint (``ingest_checkpoint_mark()``)."""
         conn.execute(
-            """UPDATE ingest_checkpoint c
-               SET aggregated_at = CASE WHEN c.last_open_time < %(cut)s THEN now() END,
-                   first_open_time = CASE WHEN c.last_open_time < %(cut)s
-                                          THEN c.first_open_time ELSE %(cut)s END
-               FROM unnest(%(ids)s::bigint[], %(firsts)s::timestamptz[],
-                           %(lasts)s::timestamptz[], %(rows)s::bigint[]) AS r(id, f, l, n)
-               WHERE c.id = r.id AND c.first_open_time = r.f AND c.last_open_time = r.l
-                 AND c.rows = r.n""",
-            {
-                "cut": plan.cut,
-                "ids": [p.id for p in pending],
-                "firsts": [p.first_open_time for p in pending],
-                "lasts": [p.last_open_time for p in pending],
-                "rows": [p.rows for p in pending],
-            },
+            "SELECT ingest_checkpoint_mark(%s, %s::bigint[])",
+            (plan.cut, [p.id for p in plan.pending]),
         )
 
     def _upkeep(self, conn: Conn) -> None:

@@ -10,9 +10,10 @@ within about 8 s, and a holder that dies mid-statement is noticed within a secon
 (``client_connection_check_interval``) instead of when its refresh ends. Advisory locks are per
 database, so pipelines on other databases of the same server never wait on each other.
 
-The lease saves duplicated work; correctness never rests on it: a pass marks a checkpoint done
-only if the inserter has not widened it since it was read, so two jobs working at once (a holder
-cut off but still running) re-aggregate, never skip.
+The lease saves duplicated work; correctness never rests on it: a pass rolls up only checkpoints
+it has claimed, which the inserter no longer widens, and moves what lies past its cut back to
+pending when it marks them, so two jobs working at once (a holder cut off but still running)
+re-aggregate, never skip.
 """
 
 from __future__ import annotations

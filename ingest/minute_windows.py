@@ -63,6 +63,17 @@ def cut_time(watermark: datetime | None, now: datetime, grace: timedelta) -> dat
     return max(floor_to(watermark + timedelta(seconds=1), MINUTE), by_grace)
 
 
+def merged_windows(windows: Iterable[Window]) -> list[Window]:
+    """Each symbol's windows with overlapping or touching ones merged, by symbol and start."""
+    out: list[Window] = []
+    for w in sorted(windows):
+        if out and out[-1].symbol == w.symbol and w.start <= out[-1].end:
+            out[-1] = Window(w.symbol, out[-1].start, max(out[-1].end, w.end))
+        else:
+            out.append(w)
+    return out
+
+
 def merged_ranges(windows: Iterable[Window]) -> list[tuple[datetime, datetime]]:
     """The windows' time ranges, all symbols together, overlapping or touching ones merged."""
     ranges: list[tuple[datetime, datetime]] = []

@@ -9,6 +9,7 @@ from cryptochart.ingest.minute_windows import (
     Window,
     cut_time,
     merged_ranges,
+    merged_windows,
     minute_window,
 )
 
@@ -59,3 +60,24 @@ def test_merged_ranges_join_overlapping_and_touching_windows() -> None:
         Window("D", T + 30 * S, T + 90 * S),
     ]
     assert merged_ranges(windows) == [(T, T + 2 * M), (T + 5 * M, T + 6 * M)]
+
+
+def test_merged_windows_join_a_symbols_overlapping_and_touching_windows_only() -> None:
+    hour = timedelta(hours=1)
+    windows = [
+        Window("A", T + 2 * M, T + 3 * M),
+        Window("A", T, T + 2 * M),  # touches the one above
+        Window("B", T, T + M),
+        Window("A", T + 10 * M, T + 11 * M),
+        Window("B", T + 30 * S, T + 90 * S),  # overlaps B's first
+    ]
+    assert merged_windows(windows) == [
+        Window("A", T, T + 3 * M),
+        Window("A", T + 10 * M, T + 11 * M),
+        Window("B", T, T + 90 * S),
+    ]
+    # Widened to an hour, a symbol's separate minutes fall in one bucket: one window.
+    assert merged_windows(w.widened(hour) for w in windows) == [
+        Window("A", T, T + hour),
+        Window("B", T, T + hour),
+    ]
