@@ -167,11 +167,15 @@ class KlineInserter:
             log.warning("kafka: %s", err)
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.partitions |= {p.partition for p in partitions}
+        self.partitions |= self._klines_partitions(partitions)
         log.info("inserter owns partitions %s", sorted(self.partitions))
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.partitions -= {p.partition for p in partitions}
+        self.partitions -= self._klines_partitions(partitions)
+
+    def _klines_partitions(self, partitions: list[TopicPartition]) -> set[int]:
+        """The klines topic's among ``partitions`` (the instruments topic's are assigned too)."""
+        return {p.partition for p in partitions if p.topic == self.settings.klines_topic}
 
     def _decode(
         self, messages: list[Message]
