@@ -45,6 +45,8 @@ export interface Snapshot {
   lastPrice: Record<string, string>;
   /** `time` is the bar's open time in Unix seconds (the chart's axis); prices as drawn. */
   lastBar: { time: number; open: number; high: number; low: number; close: number } | null;
+  /** The oldest bar's open time in Unix seconds. */
+  firstBarTime: number | null;
   barCount: number;
   connection: Connection;
   latencyP50Ms: number | null;
@@ -251,6 +253,7 @@ export class App {
       lastBar: last
         ? { time: last.time, open: last.open, high: last.high, low: last.low, close: last.close }
         : null,
+      firstBarTime: this.store.first?.time ?? null,
       barCount: this.store.size,
       connection: this.connection,
       latencyP50Ms: p50 === null ? null : Math.round(p50),

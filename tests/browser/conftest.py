@@ -61,11 +61,29 @@ class Stack:
     """The running product: its settings and the API's address."""
 
     settings: Settings
-    url: str
+    port: int
     logs: dict[str, Path] = field(default_factory=dict)
+    api: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def get(self, path: str, **params: str | int) -> httpx.Response:
         return httpx.get(f"{self.url}{path}", params=params, timeout=10)
+
+    def start_api(self) -> subprocess.Popen[bytes]:
+        """`cryptochart serve` on the stack's port (again, after stop_api)."""
+        self.api = _start(
+            self.settings, self.logs, "serve", "--port", str(self.port), "--log-level", "warning"
+        )
+        return self.api
+
+    def stop_api(self) -> None:
+        """SIGTERM to the API, and wait until it has exited."""
+        assert self.api is not None
+        self.api.terminate()
+        self.api.wait(20)
 
     def log_tails(self, lines: int = 15) -> str:
         """The last lines of every process's log, for failure messages."""
@@ -88,7 +106,7 @@ def _start(settings: Settings, logs: dict[str, Path], *args: str) -> subprocess.
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"browser-{args[0]}.log"
     logs[args[0]] = path
-    with path.open("wb") as log:
+    with path.open("ab") as log:  # a restarted process goes on in the same log
         return subprocess.Popen(
             [sys.executable, "-m", "cryptochart.cli", *args],
             env=settings.as_env(),
@@ -126,13 +144,12 @@ def stack(settings: Settings, database_factory: Callable[[str], str]) -> Iterato
     """Producer (sim, an hour of history), inserter, minute job and API, until the API is
     ready and the hour of 1m candles is there."""
     assert (DIST / "index.html").is_file(), "build the page first: cd frontend && npm run build"
-    for old in ARTIFACTS.glob("failed-*.png"):
+    for old in [*ARTIFACTS.glob("failed-*.png"), *ARTIFACTS.glob("browser-*.log")]:
         old.unlink()
     ours = _own_settings(settings, database_factory)
-    port = free_port()
-    stack = Stack(ours, f"http://127.0.0.1:{port}")
+    stack = Stack(ours, free_port())
     processes = [
-        _start(ours, stack.logs, "serve", "--port", str(port), "--log-level", "warning"),
+        stack.start_api(),
         _start(ours, stack.logs, "insert"),
         _start(ours, stack.logs, "aggregate"),
         _start(
@@ -154,6 +171,7 @@ def stack(settings: Settings, database_factory: Callable[[str], str]) -> Iterato
             _wait_up(stack, processes, has_hour, f"{HOUR_OF_MINUTES} 1m bars of {symbol}")
         yield stack
     finally:
+        processes[0] = stack.api or processes[0]  # the API may have been restarted
         for process in processes:
             process.terminate()
         for process in processes:
