@@ -120,7 +120,8 @@ def run(base: Settings, options: RunOptions) -> Outcome:
             stages.append(job)
             clock.start()
             time.sleep(2.0)  # the clock's consumer is positioned before the first kline
-            producer = ["--speed", str(speed)]
+            # the first, partial minute plus `minutes` whole ones, never ahead of the clock
+            producer = ["--speed", str(speed), "--span", str((minutes + 1) * 60)]
             stages.append(
                 spawn(settings, "b3-producer", producer, options.logs, module="bench.sim_producer")
             )

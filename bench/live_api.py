@@ -82,8 +82,13 @@ def live_pipeline(
             stages["inserter"] = spawn(settings, f"{label}-inserter", ["insert"], logs)
             stages["minute job"] = spawn(settings, f"{label}-minute-job", ["aggregate"], logs)
             if api:
+                # B2's clients all come from one address: the per-address cap is out of the way.
                 stages["api"] = spawn(
-                    settings, f"{label}-api", ["serve", "--log-level", "warning"], logs
+                    settings,
+                    f"{label}-api",
+                    ["serve", "--log-level", "warning"],
+                    logs,
+                    CRYPTOCHART_API_WS_PER_ADDRESS="100000",
                 )
                 wait_ready(settings, stages["api"])
             stages["producer"] = spawn(
