@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import msgspec
 
-from cryptochart.core.kline import InvalidKline
+from cryptochart.core.kline import InvalidKline, check_symbol
 
 
 class Instrument(msgspec.Struct, frozen=True, rename="camel"):
@@ -38,8 +38,7 @@ def decimals_of(step: Decimal) -> int:
 def validate_instrument(instrument: Instrument) -> Instrument:
     """Return ``instrument`` if its symbol is well formed and both steps positive and finite."""
     symbol = instrument.symbol
-    if not (symbol.isascii() and symbol.isalnum() and symbol.isupper() and len(symbol) <= 20):
-        raise InvalidKline("bad_symbol", f"symbol {symbol[:40]!r} is not 1-20 capitals and digits")
+    check_symbol(symbol)
     for name, step in (("tick size", instrument.tick_size), ("lot size", instrument.lot_size)):
         if not step.is_finite() or step <= 0:
             raise InvalidKline("bad_step", f"{symbol} {name} must be positive: {step}")

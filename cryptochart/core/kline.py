@@ -59,12 +59,16 @@ class InvalidKline(ValueError):
         self.kind = kind
 
 
+def check_symbol(symbol: str) -> None:
+    """Raise InvalidKline (bad_symbol) unless ``symbol`` is 1-20 ASCII capitals and digits."""
+    if not (symbol.isascii() and symbol.isalnum() and symbol.isupper() and len(symbol) <= 20):
+        raise InvalidKline("bad_symbol", f"symbol {symbol[:40]!r} is not 1-20 capitals and digits")
+
+
 def validate(kline: Kline, now_ms: int | None = None) -> Kline:
     """Return ``kline`` if it is consistent and not from the future (``now_ms``: this machine's
     clock, read here when not given), else raise InvalidKline."""
-    symbol = kline.symbol
-    if not (symbol.isascii() and symbol.isalnum() and symbol.isupper() and len(symbol) <= 20):
-        raise InvalidKline("bad_symbol", f"symbol {symbol[:40]!r} is not 1-20 capitals and digits")
+    check_symbol(kline.symbol)
     prices = (kline.open, kline.high, kline.low, kline.close)
     if any(not p.is_finite() or p <= 0 for p in prices):
         raise InvalidKline("bad_price", f"{kline.symbol} prices must be positive: {prices}")
