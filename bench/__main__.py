@@ -12,8 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import psycopg
-
+from cryptochart.core.database import connect
 from cryptochart.core.settings import ROOT, Settings
 from cryptochart.db.migrate import FLAVOURS, Flavour, detect_flavour
 
@@ -105,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _stop)
     settings = Settings.from_env()
     flavours: tuple[Flavour, ...] = args.flavours
-    with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
+    with connect(settings.database_url, timeout=5) as conn:
         if "timescaledb" in flavours and detect_flavour(conn) != "timescaledb":
             parser.error(
                 "the server does not offer the timescaledb extension (scripts/timescaledb.sh); "

@@ -28,15 +28,13 @@ from psycopg import sql
 from bench import klines as sim
 from bench.results import Outcome, RunOptions, ratio
 from bench.scratch import RUN_TOKEN
-from cryptochart.core.database import with_dbname
+from cryptochart.core.database import Conn, with_dbname
 from cryptochart.core.kline import Kline
 from cryptochart.core.settings import Settings
 from cryptochart.db.migrate import Flavour, migrate
 from cryptochart.db.partitions import maintain
 from cryptochart.ingest.inserter import staging_rows, write_batch
 from cryptochart.ingest.sources.replay import ReplaySource
-
-Conn = psycopg.Connection[tuple[object, ...]]
 
 TARGET = 10.0  # times smaller than plain PostgreSQL, once compressed
 SYMBOLS = 12  # the product's default symbol list
