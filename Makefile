@@ -34,7 +34,7 @@ lint:
 # `ARGS="--upgrade-package uvicorn"` one. scripts/setup.sh installs the new lock on its next run.
 lock:
 	@[ -x $(VENV)/uv ] || scripts/setup.sh
-	UV_CACHE_DIR=$(CURDIR)/.cache/uv $(VENV)/uv -q pip compile pyproject.toml --extra dev --universal \
+	UV_CACHE_DIR=$(CURDIR)/.cache/uv $(VENV)/uv -q pip compile pyproject.toml --extra dev --extra bench --universal \
 	  --python-version 3.11 --generate-hashes --custom-compile-command "make lock" \
 	  -o requirements.lock $(ARGS)
 
