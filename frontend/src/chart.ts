@@ -28,6 +28,9 @@ import type { Interval } from "./intervals.ts";
 import type { PriceFormat } from "./precision.ts";
 import { theme } from "./theme.ts";
 
+/** A performance mark set once, when the page's first candles reach the chart (benchmarks). */
+export const FIRST_CANDLE_MARK = "cryptochart:first-candle";
+
 /** Load older history when fewer than this many bars are left of the visible range. */
 const HISTORY_MARGIN_BARS = 40;
 
@@ -220,6 +223,9 @@ export class CandleChart {
     this.candles.setData(bars.map((b) => this.candle(b)));
     this.volume.setData(bars.map((b) => this.volumeBar(b)));
     this.studies.reset(bars);
+    if (bars.length > 0 && performance.getEntriesByName(FIRST_CANDLE_MARK).length === 0) {
+      performance.mark(FIRST_CANDLE_MARK);
+    }
   }
 
   /** The oldest bars were dropped (to bound memory): the rest stay, indicators as computed. */
