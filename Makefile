@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
-.PHONY: setup run test test-faults lint lock bench services-up services-down clean
+.PHONY: setup run test test-faults lint lock bench soak services-up services-down clean
 
 setup:
 	@scripts/setup.sh
@@ -42,6 +42,14 @@ bench:
 	@scripts/setup.sh --bench
 	@$(VENV)/cryptochart services up
 	$(VENV)/python -m bench
+
+# The whole product (`cryptochart run`, simulated source, 1,000 symbols) for MINUTES minutes on a
+# database of its own, sampled every 5 s: bench/results/soak-timescaledb.{csv,png,md}.
+MINUTES ?= 30
+soak:
+	@scripts/setup.sh --bench
+	@$(VENV)/cryptochart services up
+	$(VENV)/python -m bench.soak --minutes $(MINUTES)
 
 services-up:
 	@$(VENV)/cryptochart services up

@@ -1,0 +1,206 @@
+"""``python -m bench.soak`` (``make soak``): the whole product, as `cryptochart run` starts it, with
+the simulated source at 1,000 symbols for 30 minutes (``--minutes`` for longer), on a database and
+Kafka topics of its own. Every 5 s a sample (bench/soak_sampler.py) goes into a CSV; at the end a
+PNG plot and a Markdown summary (growth after the warm-up, minute freshness) are written beside
+it. Every process it started is stopped and its database and topics dropped, even on Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import psutil
+from tqdm import tqdm
+
+from bench import machine
+from bench.live_api import free_port
+from bench.processes import Stage, spawn
+from bench.scratch import scratch_settings
+from bench.soak_plot import plot
+from bench.soak_sampler import Sample, Sampler, columns
+from bench.soak_summary import Summary, markdown, summarise
+from cryptochart.core.settings import ROOT, Settings
+from cryptochart.core.symbols import parse_symbols
+from cryptochart.db.migrate import FLAVOURS, Flavour
+
+
+@dataclass(frozen=True)
+class SoakOptions:
+    minutes: float
+    symbols: int
+    interval: float  # seconds between samples
+    warmup: float  # seconds left out of the summary
+    window: float  # seconds of each compared window
+    flavour: Flavour
+    out: Path  # the CSV, PNG and Markdown go here
+    logs: Path  # `cryptochart run`'s log
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class SoakResult:
+    samples: list[Sample]
+    summary: Summary
+    csv: Path
+    png: Path
+    markdown: Path
+    stopped_early: bool
+
+
+def _stop(run: Stage, sampler: Sampler) -> None:
+    """Stop `cryptochart run` (it stops its stages), then any stage process still left."""
+    sampler.stages()  # the stages' current process ids, to make sure of them afterwards
+    run.stop(timeout=60)
+    left = sampler.leftovers()
+    for proc in left:
+        proc.kill()
+    psutil.wait_procs(left, timeout=10)
+
+
+@contextmanager
+def _product(settings: Settings, options: SoakOptions) -> Iterator[tuple[Stage, Sampler]]:
+    args = ["run", "--source", "sim", "--symbols", str(options.symbols)]
+    run = spawn(settings, "soak-cryptochart-run", args, options.logs)
+    sampler = Sampler(settings, run.pid)
+    try:
+        yield run, sampler
+    finally:
+        _stop(run, sampler)
+        sampler.close()
+
+
+def _sample_until(
+    run: Stage, sampler: Sampler, options: SoakOptions, writer: csv.DictWriter[str]
+) -> tuple[list[Sample], bool]:
+    """Sample every ``interval`` until the duration is over; True as well when interrupted."""
+    samples: list[Sample] = []
+    duration = options.minutes * 60
+    start = time.monotonic()
+    due = start
+    bar = tqdm(total=round(duration), unit="s", disable=not options.progress, desc="soak")
+    try:
+        while (elapsed := time.monotonic() - start) <= duration:
+            if not run.alive():
+                raise RuntimeError(f"cryptochart run exited:\n{run.tail()}")
+            sample = sampler.sample(elapsed)
+            samples.append(sample)
+            writer.writerow({"elapsed_s": f"{elapsed:.1f}", **_cells(sample)})
+            bar.update(round(elapsed) - bar.n)
+            due += options.interval
+            time.sleep(max(0.0, due - time.monotonic()))  # the sampling period
+    except KeyboardInterrupt:
+        return samples, True
+    finally:
+        bar.close()
+    return samples, False
+
+
+def _cells(sample: Sample) -> dict[str, str]:
+    return {k: "" if v is None else f"{v:.6g}" for k, v in sample.values.items()}
+
+
+def soak(base: Settings, options: SoakOptions) -> SoakResult:
+    options.out.mkdir(parents=True, exist_ok=True)
+    stem = options.out / f"soak-{options.flavour}"
+    names = parse_symbols(str(options.symbols))
+    started = datetime.now(UTC)
+    context = machine.describe(base)
+    with (
+        scratch_settings(
+            base, options.flavour, "soak", symbols=names, source="sim", api_port=free_port()
+        ) as settings,
+        stem.with_suffix(".csv").open("w", newline="") as table,
+        _product(settings, options) as (run, sampler),
+    ):
+        writer = csv.DictWriter(table, ["elapsed_s", *columns()])
+        writer.writeheader()
+        samples, stopped_early = _sample_until(run, sampler, options, writer)
+    summary = summarise(samples, columns(), options.warmup, options.window)
+    title = (
+        f"soak: cryptochart run, simulated source, {options.symbols:,} symbols, "
+        f"{options.flavour}, {started:%Y-%m-%d %H:%M} UTC"
+    )
+    plot(samples, options.warmup, title, stem.with_suffix(".png"))
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    context += [
+        f"started {started:%Y-%m-%d %H:%M} UTC, {options.minutes:g} min"
+        + (" (stopped early)" if stopped_early else "")
+        + f", a sample every {options.interval:g} s, warm-up {options.warmup / 60:g} min "
+        f"excluded, windows of {options.window / 60:g} min; load average at the end: {load}",
+        f"`cryptochart run --source sim --symbols {options.symbols}` on {options.flavour}, "
+        "its own database and topics; PostgreSQL counts the postmaster, its background "
+        "processes and this database's backends (shared memory counted in each), Kafka the "
+        "broker's JVM (shared with other users of the broker)",
+    ]
+    text = markdown(summary, f"Soak: {options.symbols:,} symbols, {options.flavour}", context)
+    stem.with_suffix(".md").write_text(text)
+    return SoakResult(
+        samples,
+        summary,
+        stem.with_suffix(".csv"),
+        stem.with_suffix(".png"),
+        stem.with_suffix(".md"),
+        stopped_early,
+    )
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the soak as Ctrl-C does: cleanly, with a summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.soak",
+        description="Run the whole product (cryptochart run, simulated source) for a long while "
+        "and sample each process's memory and open files, the inserter's consumer lag, minute "
+        "freshness and the API's status; write a CSV, a PNG plot and a Markdown summary.",
+    )
+    parser.add_argument("--minutes", type=float, default=30.0, help="how long (default 30)")
+    parser.add_argument("--symbols", type=int, default=1000, help="simulated symbols (1000)")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples (5)")
+    parser.add_argument(
+        "--warmup-minutes", type=float, default=5.0, help="left out of the summary (5)"
+    )
+    parser.add_argument(
+        "--window-minutes", type=float, default=5.0, help="each compared window (5)"
+    )
+    parser.add_argument("--flavour", choices=FLAVOURS, default="timescaledb")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results", help="where the files go"
+    )
+    args = parser.parse_args(argv)
+    if args.minutes <= 0 or args.interval <= 0 or args.symbols <= 0:
+        parser.error("--minutes, --interval and --symbols must be positive")
+    logs = Path(tempfile.mkdtemp(prefix="cryptochart-soak-"))
+    options = SoakOptions(
+        minutes=args.minutes,
+        symbols=args.symbols,
+        interval=args.interval,
+        warmup=args.warmup_minutes * 60,
+        window=args.window_minutes * 60,
+        flavour=args.flavour,
+        out=args.out,
+        logs=logs,
+        progress=sys.stderr.isatty(),
+    )
+    signal.signal(signal.SIGTERM, _interrupt)
+    print(f"soak: {options.minutes:g} min, logs in {logs}", file=sys.stderr)
+    result = soak(replace(Settings.from_env()), options)
+    print(result.markdown.read_text())
+    print(f"wrote {result.csv}, {result.png}, {result.markdown}", file=sys.stderr)
+    return 0 if result.summary.met and not result.stopped_early else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
