@@ -90,10 +90,11 @@ def wrk(url: str, paths: list[str], seconds: float, logs: Path, name: str) -> Wr
     )
 
 
-def fill_day(settings: Settings, names: tuple[str, ...]) -> int:
-    """A day of 1s klines up to now through write_batch, then the minute job's roll-up."""
+def fill_day(settings: Settings, names: tuple[str, ...], seconds: int = DAY_S) -> int:
+    """A day (or ``seconds``) of 1s klines up to now through write_batch, then the minute job's
+    roll-up."""
     now_s = int(time.time())
-    klines = sim.history(names, DAY_S, start_ms=(now_s - DAY_S) * 1000)
+    klines = sim.history(names, seconds, start_ms=(now_s - seconds) * 1000)
     with psycopg.connect(settings.database_url) as conn:
         for i in range(0, len(klines), 5_000):
             write_batch(conn, staging_rows(enumerate(klines[i : i + 5_000])))

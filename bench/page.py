@@ -1,0 +1,285 @@
+"""B9 and B10: the page itself in headless Chromium on loopback, served by `cryptochart serve`.
+
+B9, a cold load: each load in a fresh browser context (no cache, no storage), navigation → the
+page's own mark ``cryptochart:first-candle`` (set when its first candles reach the chart), read
+from the browser's performance timeline, so the figure is the browser's clock alone.
+
+B10, a 1s view left open for a simulated day: 86,400 closed 1s klines of one symbol go through the
+real live path (KlineProducer → Kafka → the API's intake → WebSocket → the page), a few hundred at
+a time, each batch waited for on the page (the API's per-subscription backlog drops the oldest
+frames of a burst larger than itself, and a dropped frame is a bar the page never sees). The JS
+heap is read over CDP (``Runtime.getHeapUsage``) every few thousand bars, and after a forced
+collection at the end. The page caps the bars it keeps (``BAR_CAP`` in frontend/src/live.ts).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import psycopg
+from playwright.sync_api import (
+    Browser,
+    CDPSession,
+    Page,
+    ViewportSize,
+    WebSocket,
+    sync_playwright,
+)
+
+from bench import klines as sim
+from bench.history_api import fill_day
+from bench.live_api import free_port, wait_ready
+from bench.processes import spawn
+from bench.results import Outcome, RunOptions, ms, percentile
+from bench.scratch import scratch_settings
+from cryptochart.core.kline import Kline
+from cryptochart.core.settings import ROOT, Settings
+from cryptochart.ingest.inserter import staging_rows, write_batch
+from cryptochart.ingest.producer import KlineProducer
+
+TARGET_LOAD_P50_MS = 300.0
+TARGET_HEAP_MB = 150.0
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT: ViewportSize = {"width": 1400, "height": 850}
+FIRST_CANDLE = "cryptochart:first-candle"
+HISTORY_MINUTES = 1_000  # one full page of 1m candles, what the page asks for first
+DAY_S = 86_400
+BATCH = 200  # klines per step of B10: within the API's backlog of 256 frames per subscription
+SAMPLE_EVERY = 4_000  # bars between two heap readings
+STEP_TIMEOUT_S = 60.0
+
+
+def _last_bar_time(page: Page) -> int | None:
+    value: int | None = page.evaluate("() => window.__cryptochart.lastBar?.time ?? null")
+    return value
+
+
+def _wait(page: Page, check: str, timeout: float, what: str) -> None:
+    try:
+        page.wait_for_function(check, timeout=timeout * 1000, polling=20)
+    except Exception as exc:
+        raise RuntimeError(f"the page never showed {what}: {exc}") from None
+
+
+@contextmanager
+def page_api(base: Settings, options: RunOptions, label: str) -> Iterator[Settings]:
+    """A scratch database with HISTORY_MINUTES of the first symbol, and the API serving the
+    built page on it."""
+    if not (ROOT / "frontend" / "dist" / "index.html").is_file():
+        raise RuntimeError("build the page first: cd frontend && npm run build")
+    names = sim.symbols(2)
+    with scratch_settings(base, options.flavour, label, symbols=names) as settings:
+        settings = replace(settings, api_port=free_port())
+        minutes = 10 if options.quick else HISTORY_MINUTES
+        fill_day(settings, names[:1], minutes * 60)
+        api = spawn(settings, f"{label}-api", ["serve", "--log-level", "warning"], options.logs)
+        try:
+            wait_ready(settings, api)
+            yield settings
+        finally:
+            api.stop()
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Headless Chromium (Playwright's sync API: no asyncio.run inside)."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _cold_load(browser: Browser, url: str) -> tuple[float, float]:
+    """(navigation → first candle, navigation → DOMContentLoaded end), ms, in a fresh context."""
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        page.goto(url)
+        _wait(
+            page,
+            f"() => performance.getEntriesByName('{FIRST_CANDLE}').length > 0",
+            30,
+            "its first candle",
+        )
+        marks: list[float] = page.evaluate(
+            f"""() => [
+              performance.getEntriesByName('{FIRST_CANDLE}')[0].startTime,
+              performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd,
+            ]"""
+        )
+        return marks[0], marks[1]
+    finally:
+        context.close()
+
+
+def run_load(base: Settings, options: RunOptions) -> Outcome:
+    loads = 5 if options.quick else 20
+    out = Outcome("B9", "the page's cold load, navigation → first candle drawn")
+    with page_api(base, options, "b9") as settings, chromium() as browser:
+        symbol = settings.symbols[0]
+        url = f"http://127.0.0.1:{settings.api_port}/?symbol={symbol}&interval=1m"
+        _cold_load(browser, url)  # the API's first answers (pool, caches) are not the page's
+        first, dom = zip(*(_cold_load(browser, url) for _ in range(loads)), strict=True)
+    p50, p95 = percentile(first, 50), percentile(first, 95)
+    out.add(
+        f"p50 of {loads} cold loads (1,000 x 1m candles)",
+        ms(p50),
+        f"< {TARGET_LOAD_P50_MS:.0f} ms",
+        p50 < TARGET_LOAD_P50_MS,
+        value=p50,
+        better="lower",
+    )
+    out.add(f"p95 of {loads} cold loads", ms(p95), value=p95, better="lower")
+    out.add(
+        "of which navigation → DOMContentLoaded, p50 / p95",
+        f"{ms(percentile(dom, 50))} / {ms(percentile(dom, 95))}",
+    )
+    out.note(
+        f"headless Chromium {CHROMIUM} (no GPU), a fresh context per load, "
+        f"{VIEWPORT['width']}x{VIEWPORT['height']}; one warm-up load first; the mark is set where "
+        "the first candles are set on the series (frontend/src/chart.ts)"
+    )
+    return out
+
+
+def _heap_mb(cdp: CDPSession) -> float:
+    usage: dict[str, Any] = cdp.send("Runtime.getHeapUsage")
+    return float(usage["usedSize"]) / 2**20
+
+
+def _seed(settings: Settings, symbol: str, open_ms: int) -> None:
+    """One stored kline of ``symbol``, so the page opens it as a known symbol and subscribes."""
+    kline = sim.history([symbol], 1, start_ms=open_ms)[0]
+    with psycopg.connect(settings.database_url) as conn:
+        write_batch(conn, staging_rows(enumerate([kline])))
+
+
+def _push_day(
+    page: Page, producer: KlineProducer, day: list[Kline], cdp: CDPSession
+) -> list[float]:
+    """Every kline of ``day`` to Kafka, BATCH at a time, each batch waited for on the page;
+    the heap every SAMPLE_EVERY bars."""
+    heap = [_heap_mb(cdp)]
+    for i in range(0, len(day), BATCH):
+        chunk = day[i : i + BATCH]
+        for kline in chunk:
+            producer.publish(kline)
+        if producer.flush(30):
+            raise RuntimeError("klines not delivered to Kafka")
+        _wait(
+            page,
+            f"() => window.__cryptochart.lastBar?.time >= {chunk[-1].open_time // 1000}",
+            STEP_TIMEOUT_S,
+            f"bar {i + len(chunk):,}",
+        )
+        if (i + len(chunk)) % SAMPLE_EVERY < BATCH:
+            heap.append(_heap_mb(cdp))
+    return heap
+
+
+@dataclass
+class DayOnPage:
+    heap_mb: list[float]  # every SAMPLE_EVERY bars, the first before any
+    after_gc_mb: float
+    bars_kept: int
+    frames: int  # kline frames the page received
+    seconds: float  # wall-clock time to push the day
+
+
+def _day_on_page(settings: Settings, browser: Browser, symbol: str, day: list[Kline]) -> DayOnPage:
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        frames = [0]
+
+        def count(socket: WebSocket) -> None:
+            def on_frame(payload: str | bytes) -> None:
+                if isinstance(payload, str) and '"type":"kline"' in payload:
+                    frames[0] += 1
+
+            socket.on("framereceived", on_frame)
+
+        page.on("websocket", count)
+        cdp = context.new_cdp_session(page)
+        page.goto(f"http://127.0.0.1:{settings.api_port}/?symbol={symbol}&interval=1s")
+        _wait(
+            page,
+            "() => window.__cryptochart.barCount >= 1 "
+            "&& window.__cryptochart.connection === 'open'",
+            30,
+            "the seeded bar and an open socket",
+        )
+        # The subscription is acknowledged a moment after the socket opens.
+        page.wait_for_timeout(1000)
+        started = time.monotonic()
+        heap = _push_day(page, KlineProducer(settings, "sim"), day, cdp)
+        took = time.monotonic() - started
+        cdp.send("HeapProfiler.collectGarbage")
+        after_gc = _heap_mb(cdp)
+        bars: int = page.evaluate("() => window.__cryptochart.barCount")
+        return DayOnPage(heap, after_gc, bars, frames[0], took)
+    finally:
+        context.close()
+
+
+def run_day(base: Settings, options: RunOptions) -> Outcome:
+    seconds = 24_000 if options.quick else DAY_S
+    out = Outcome("B10", "a 1s view open for a simulated day: the page's JS heap")
+    with page_api(base, options, "b10") as settings:
+        symbol = settings.symbols[1]
+        start_ms = (int(time.time()) - seconds) * 1000
+        _seed(settings, symbol, start_ms - 1000)
+        day = sim.history([symbol], seconds, start_ms=start_ms)
+        with chromium() as browser:
+            result = _day_on_page(settings, browser, symbol, day)
+    heap, after_gc, bars, frames, took = (
+        result.heap_mb,
+        result.after_gc_mb,
+        result.bars_kept,
+        result.frames,
+        result.seconds,
+    )
+    peak = max(heap)
+    out.add(
+        f"JS heap, peak over {seconds:,} live 1s bars",
+        f"{peak:.1f} MB",
+        f"< {TARGET_HEAP_MB:.0f} MB",
+        peak < TARGET_HEAP_MB,
+        value=peak,
+        better="lower",
+    )
+    out.add("JS heap after the day, after a forced collection", f"{after_gc:.1f} MB")
+    out.add("JS heap with the page open, before the first live bar", f"{heap[0]:.1f} MB")
+    half = heap[len(heap) // 2 :]
+    out.add(
+        "JS heap over the second half of the day, min / max",
+        f"{min(half):.1f} / {max(half):.1f} MB",
+    )
+    out.add("bars kept by the page at the end", f"{bars:,}")
+    out.note(
+        f"{frames:,} kline frames reached the page for {seconds:,} klines published, "
+        f"{BATCH} at a time, in {took:.0f} s ({seconds / took:,.0f} bars/s); heap read every "
+        f"{SAMPLE_EVERY:,} bars: " + " ".join(f"{h:.0f}" for h in heap) + " MB"
+    )
+    out.note(
+        "fed through the real live path: KlineProducer → Kafka → the API's intake → WebSocket "
+        "→ the page's socket; the JS heap is CDP Runtime.getHeapUsage's usedSize"
+    )
+    return out
