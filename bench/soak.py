@@ -56,6 +56,7 @@ class SoakResult:
     png: Path
     markdown: Path
     stopped_early: bool
+    processes: list[psutil.Process]  # every stage process it met (all stopped by now)
 
 
 def _stop(run: Stage, sampler: Sampler) -> None:
@@ -152,6 +153,7 @@ def soak(base: Settings, options: SoakOptions) -> SoakResult:
         stem.with_suffix(".png"),
         stem.with_suffix(".md"),
         stopped_early,
+        list(sampler.seen.values()),
     )
 
 
