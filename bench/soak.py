@@ -121,7 +121,7 @@ def soak(base: Settings, options: SoakOptions) -> SoakResult:
         scratch_settings(
             base, options.flavour, "soak", symbols=names, source="sim", api_port=free_port()
         ) as settings,
-        stem.with_suffix(".csv").open("w", newline="") as table,
+        stem.with_suffix(".csv").open("w", newline="", buffering=1) as table,  # per row
         _product(settings, options) as (run, sampler),
     ):
         writer = csv.DictWriter(table, ["elapsed_s", *columns()])
