@@ -80,6 +80,9 @@ class Settings:
     # Local services (used only when the URLs above point at them).
     data_dir: Path = ROOT / ".data"
     local_pg_port: int = 55432
+    # A streaming replica of the local PostgreSQL (hot standby, for the API's reads), on its port.
+    local_pg_replica: bool = False
+    local_pg_replica_port: int = 55433
     local_kafka_port: int = 59092
     local_kafka_controller_port: int = 59093
     # Nodes of the local Kafka (KRaft) cluster; node n listens on the two ports above + 2(n - 1).

@@ -54,14 +54,18 @@ class PasswordFile:
         for role in missing:
             passwords[role] = secrets.token_urlsafe(24)  # letters, digits, - and _: no escaping
         if missing or self.path.stat().st_mode & 0o777 != 0o600:
-            text = "".join(f"127.0.0.1:{self.port}:*:{r}:{p}\n" for r, p in passwords.items())
-            temporary = self.path.with_name(self.path.name + ".new")
-            temporary.unlink(missing_ok=True)
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            temporary.replace(self.path)
+            self.write(passwords)
         return passwords, missing
+
+    def write(self, passwords: dict[str, str]) -> None:
+        """Replace the file (mode 0600) with one line per role of ``passwords``."""
+        text = "".join(f"127.0.0.1:{self.port}:*:{r}:{p}\n" for r, p in passwords.items())
+        temporary = self.path.with_name(self.path.name + ".new")
+        temporary.unlink(missing_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        temporary.replace(self.path)
 
 
 def hba_conf() -> str:

@@ -95,7 +95,7 @@ class LocalPostgres:
         """Start the initialised cluster as it is configured, and wait for it."""
         ensure_port_free(self.settings.local_pg_port, "PostgreSQL")
         run(
-            self._as_owner(
+            as_owner(
                 str(server_bindir() / "pg_ctl"),
                 "-D",
                 str(self.cluster),
@@ -114,7 +114,7 @@ class LocalPostgres:
         if self.pid() is None:
             return
         run(
-            self._as_owner(
+            as_owner(
                 str(server_bindir() / "pg_ctl"),
                 "-D",
                 str(self.cluster),
@@ -143,10 +143,10 @@ class LocalPostgres:
         fd = os.open(owner_password, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(self._passwords().ensure()[0][OWNER] + "\n")
-        self._give_to_owner(self.root)
+        give_to_owner(self.root)
         try:
             run(
-                self._as_owner(
+                as_owner(
                     str(bindir / "initdb"),
                     "-D",
                     str(self.cluster),
@@ -191,7 +191,7 @@ class LocalPostgres:
             with main.open("a") as f:
                 f.write(include)
         conf.write_text(wanted)
-        self._give_to_owner(conf)
+        give_to_owner(conf)
         return True
 
     def _secure(self, convert: bool) -> None:
@@ -206,7 +206,7 @@ class LocalPostgres:
             )
             return
         self.root.chmod(0o700)
-        with psycopg.connect(self._admin_dsn("postgres"), autocommit=True) as conn:
+        with psycopg.connect(self.admin_dsn("postgres"), autocommit=True) as conn:
             set_passwords(conn, *self._passwords().ensure())
             if self._write_auth():
                 conn.execute("SELECT pg_reload_conf()")
@@ -221,7 +221,7 @@ class LocalPostgres:
             path = self.cluster / name
             if path.read_text() != text:
                 path.write_text(text)
-                self._give_to_owner(path)
+                give_to_owner(path)
                 changed = True
         return changed
 
@@ -230,36 +230,40 @@ class LocalPostgres:
 
     def _accepts_connections(self) -> bool:
         try:
-            with psycopg.connect(self._admin_dsn("postgres"), connect_timeout=2):
+            with psycopg.connect(self.admin_dsn("postgres"), connect_timeout=2):
                 return True
         except psycopg.OperationalError:
             return False
 
     def _create_database(self) -> None:
         name = str(conninfo_to_dict(self.settings.database_url).get("dbname", "cryptochart"))
-        with psycopg.connect(self._admin_dsn("postgres"), autocommit=True) as conn:
+        with psycopg.connect(self.admin_dsn("postgres"), autocommit=True) as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
             ).fetchone()
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
-    def _admin_dsn(self, dbname: str) -> str:
+    def admin_dsn(self, dbname: str) -> str:
         # The socket, as the operating-system user who runs the cluster: no password needed.
         return make_conninfo(
             host=str(self.root), port=self.settings.local_pg_port, user=OWNER, dbname=dbname
         )
 
-    def _as_owner(self, *cmd: str) -> list[str]:
-        # PostgreSQL refuses to run as root; as root we run it as the packages' postgres user.
-        return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else list(cmd)
 
-    def _give_to_owner(self, path: Path) -> None:
-        if os.geteuid() != 0:
-            return
-        owner = pwd.getpwnam("postgres")
-        for entry in (path, *path.rglob("*")):
-            os.chown(entry, owner.pw_uid, owner.pw_gid)
+def as_owner(*cmd: str) -> list[str]:
+    """``cmd`` as the user who runs the servers: PostgreSQL refuses to run as root, so as root
+    it runs as the packages' postgres user."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else list(cmd)
+
+
+def give_to_owner(path: Path) -> None:
+    """``path`` and everything under it owned by the user who runs the servers."""
+    if os.geteuid() != 0:
+        return
+    owner = pwd.getpwnam("postgres")
+    for entry in (path, *path.rglob("*")):
+        os.chown(entry, owner.pw_uid, owner.pw_gid)
 
 
 def local_url(data_dir: Path, port: int, dbname: str) -> str:
