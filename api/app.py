@@ -35,6 +35,7 @@ from cryptochart.api.frontend import frontend_router
 from cryptochart.api.hub import Hub, database_readers
 from cryptochart.api.limits import RequestsInProgress, SocketsPerAddress
 from cryptochart.api.pool import Pool, create_pool
+from cryptochart.api.replication import Replication, replication_state, watch_replication
 from cryptochart.api.shared import Shared
 from cryptochart.api.tickers import Ticker
 from cryptochart.api.websocket import live_socket
@@ -95,6 +96,11 @@ def _provide_all_tickers(state: State) -> Shared[list[Ticker]]:
     return all_tickers
 
 
+def _provide_replication(state: State) -> Shared[Replication]:
+    replication: Shared[Replication] = state.replication
+    return replication
+
+
 def _provide_feed(state: State) -> KlineFeed:
     feed: KlineFeed = state.feed
     return feed
@@ -121,6 +127,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
             feed=feed,
             readiness=Shared[dict[str, str]](READY_SECONDS),
             all_tickers=Shared[list[Ticker]](ALL_TICKERS_SECONDS),
+            replication=replication_state(),
         )
         fan_out = asyncio.create_task(hub.follow_feed(feed.batches), name="fan-out")
         gauge = asyncio.create_task(
@@ -129,6 +136,9 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
             ),
             name="missing-seconds",
         )
+        replica_lag = asyncio.create_task(
+            watch_replication(pool, app.state.replication), name="replica-lag"
+        )
         feed.start()
         try:
             yield
@@ -136,7 +146,8 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
             await asyncio.to_thread(feed.stop)
             fan_out.cancel()
             gauge.cancel()
-            await asyncio.gather(fan_out, gauge, return_exceptions=True)
+            replica_lag.cancel()
+            await asyncio.gather(fan_out, gauge, replica_lag, return_exceptions=True)
             await hub.close()
             await pool.close()
 
@@ -157,6 +168,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         "sockets": Provide(lambda: sockets, sync_to_thread=False),
         "readiness": Provide(_provide_readiness, sync_to_thread=False),
         "all_tickers": Provide(_provide_all_tickers, sync_to_thread=False),
+        "replication": Provide(_provide_replication, sync_to_thread=False),
         "raw_retention": Provide(lambda: settings.retention_1s, sync_to_thread=False),
     }
     return Litestar(

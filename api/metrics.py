@@ -31,3 +31,16 @@ MISSING_SECONDS = Gauge(
     " one (recomputed every CRYPTOCHART_API_GAPS_METRIC_SECONDS)",
     ["symbol"],
 )
+STANDBY = Gauge(
+    "cryptochart_api_database_standby",
+    "1 when the API reads from a hot standby, 0 from a primary (NaN: unreachable)",
+)
+REPLICA_LAG_SECONDS = Gauge(
+    "cryptochart_api_replica_lag_seconds",
+    "Seconds since the standby's last replayed commit while received WAL waits to be replayed;"
+    " 0 on a primary or when nothing waits",
+)
+REPLICA_LAG_BYTES = Gauge(
+    "cryptochart_api_replica_lag_bytes",
+    "WAL the standby has received but not replayed yet; 0 on a primary",
+)
