@@ -23,11 +23,13 @@ except ImportError:
 
 from bench import (
     capacity,
+    flood,
     freshness,
     history_api,
     insert_throughput,
     live_api,
     machine,
+    page,
     report,
     storage,
 )
@@ -42,6 +44,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "B5": capacity.run,
     "B6": live_api.run_memory,
     "B7": storage.run,
+    "B8": flood.run,
+    "B9": page.run_load,
+    "B10": page.run_day,
 }
 # Benchmarks that measure every flavour themselves: run once, shown in a table of their own.
 BOTH_AT_ONCE = {"B7"}
