@@ -32,6 +32,7 @@ from cryptochart.api.controllers.ticker import TickerController
 from cryptochart.api.controllers.udf import UdfController
 from cryptochart.api.errors import EXCEPTION_HANDLERS
 from cryptochart.api.frontend import frontend_router
+from cryptochart.api.history_cache import HistoryCache
 from cryptochart.api.hub import Hub, database_readers
 from cryptochart.api.limits import RequestsInProgress, SocketsPerAddress
 from cryptochart.api.pool import Pool, create_pool
@@ -101,6 +102,11 @@ def _provide_replication(state: State) -> Shared[Replication]:
     return replication
 
 
+def _provide_history_cache(state: State) -> HistoryCache:
+    history_cache: HistoryCache = state.history_cache
+    return history_cache
+
+
 def _provide_feed(state: State) -> KlineFeed:
     feed: KlineFeed = state.feed
     return feed
@@ -127,6 +133,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
             feed=feed,
             readiness=Shared[dict[str, str]](READY_SECONDS),
             all_tickers=Shared[list[Ticker]](ALL_TICKERS_SECONDS),
+            history_cache=HistoryCache(pool, config.history_cache_bytes),
             replication=replication_state(),
         )
         fan_out = asyncio.create_task(hub.follow_feed(feed.batches), name="fan-out")
@@ -162,6 +169,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
     dependencies: dict[str, Any] = {
         "pool": Provide(_provide_pool, sync_to_thread=False),
         "catalog": Provide(_provide_catalog, sync_to_thread=False),
+        "history_cache": Provide(_provide_history_cache, sync_to_thread=False),
         "hub": Provide(_provide_hub, sync_to_thread=False),
         "feed": Provide(_provide_feed, sync_to_thread=False),
         "api_config": Provide(lambda: config, sync_to_thread=False),

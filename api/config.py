@@ -43,6 +43,8 @@ API_MAX_REQUESTS_IN_PROGRESS = 64
 API_UNKNOWN_SYMBOL_TTL = 10.0
 # CRYPTOCHART_API_GAPS_METRIC_SECONDS: how often the missing-seconds gauge is recomputed.
 API_GAPS_METRIC_SECONDS = 30.0
+# CRYPTOCHART_API_HISTORY_CACHE_BYTES: memory for final history pages, encoded (0: no cache).
+API_HISTORY_CACHE_BYTES = 64 * 1024 * 1024
 # CRYPTOCHART_API_FRONTEND_DIR: the built frontend served at "/".
 API_FRONTEND_DIR: Path = ROOT / "frontend" / "dist"
 
@@ -65,6 +67,7 @@ class ApiConfig:
     max_requests_in_progress: int = API_MAX_REQUESTS_IN_PROGRESS
     unknown_symbol_ttl: float = API_UNKNOWN_SYMBOL_TTL
     gaps_metric_seconds: float = API_GAPS_METRIC_SECONDS
+    history_cache_bytes: int = API_HISTORY_CACHE_BYTES
     frontend_dir: Path = API_FRONTEND_DIR
 
     @classmethod

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from litestar import Controller, get
+import msgspec
+from litestar import Controller, Response, get
 from litestar.di import NamedDependency
+from litestar.enums import MediaType
 from litestar.params import QueryParameter
 
 from cryptochart.api import history
@@ -13,8 +16,10 @@ from cryptochart.api.candle_stats import row_stats
 from cryptochart.api.candles import KlineRow, KlineRowWithSeconds
 from cryptochart.api.catalog import Catalog, checked_symbol
 from cryptochart.api.errors import InvalidParameter
+from cryptochart.api.history import PageRow
+from cryptochart.api.history_cache import HistoryCache, PageRequest
 from cryptochart.api.intervals import INTERVALS, IntervalName
-from cryptochart.api.pool import Pool
+from cryptochart.core.database import AsyncConn
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000
@@ -55,7 +60,7 @@ class KlinesController(Controller):
     )
     async def klines(
         self,
-        pool: NamedDependency[Pool],
+        history_cache: NamedDependency[HistoryCache],
         catalog: NamedDependency[Catalog],
         symbol: Annotated[str, QueryParameter(description="e.g. BTCUSDT", max_length=64)],
         interval: Annotated[IntervalName, QueryParameter(description="candle length")],
@@ -71,24 +76,43 @@ class KlinesController(Controller):
             bool,
             QueryParameter(name="withStats", description="append VWAP and taker sell volume"),
         ] = False,
-    ) -> (
+    ) -> Response[
         list[KlineRow]
         | list[KlineRowWithSeconds]
         | list[KlineRowWithStats]
         | list[KlineRowWithSecondsAndStats]
-    ):
+    ]:
         symbol = await checked_symbol(catalog, symbol)
         if start_time is not None and end_time is not None and start_time > end_time:
             raise InvalidParameter("startTime", "must not be after endTime")
-        async with pool.connection() as conn:
-            candles = await history.klines(
+        request = PageRequest(
+            symbol, interval, start_time, end_time, limit, with_seconds, with_stats
+        )
+
+        async def read(conn: AsyncConn) -> list[PageRow]:
+            return await history.klines(
                 conn, INTERVALS[interval], symbol, start_time, end_time, limit
             )
-        # Each row is already the wire's, with the count of seconds appended.
-        if with_seconds and with_stats:
-            return [(*r, *row_stats(r)) for r in candles]
-        if with_stats:
-            return [(*r[:12], *row_stats(r)) for r in candles]
-        if with_seconds:
-            return candles
-        return [r[:12] for r in candles]
+
+        body = await history_cache.page(request, read, _renderer(with_seconds, with_stats))
+        return _json(body)
+
+
+def _json(body: bytes) -> Response[Any]:
+    """Rows encoded already (maybe kept from an earlier request): sent as they are."""
+    return Response(body, media_type=MediaType.JSON)
+
+
+def _renderer(with_seconds: bool, with_stats: bool) -> Callable[[list[PageRow]], bytes]:
+    """The page's rows as the wire's JSON; each row is already the wire's, with the count of
+    seconds appended."""
+    if with_seconds and with_stats:
+        return lambda rows: _encode([(*r, *row_stats(r)) for r in rows])
+    if with_stats:
+        return lambda rows: _encode([(*r[:12], *row_stats(r)) for r in rows])
+    if with_seconds:
+        return _encode
+    return lambda rows: _encode([r[:12] for r in rows])
+
+
+_encode: Callable[[list[Any]], bytes] = msgspec.json.encode
