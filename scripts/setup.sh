@@ -3,7 +3,7 @@
 #   scripts/setup.sh            runtime: PostgreSQL (+pg_partman, TimescaleDB), Java/Maven, Python
 #                               venv, frontend
 #   scripts/setup.sh --test     also the test tools: Chromium
-#   scripts/setup.sh --bench    also the benchmark tools (wrk)
+#   scripts/setup.sh --bench    also the benchmark tools (wrk; chromium for the page benchmarks)
 # Downloads are cached in .cache/ (git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,7 @@ for cmd_pkg in java:openjdk-17-jre-headless mvn:maven node:nodejs npm:npm python
   command -v "${cmd_pkg%%:*}" >/dev/null || missing+=("${cmd_pkg#*:}")
 done
 [ -n "$(pg_major)" ] || missing+=(postgresql)
-[ "$WANT_TEST" = 1 ] && { command -v chromium >/dev/null || missing+=(chromium); }
+[ "$WANT_TEST$WANT_BENCH" != 00 ] && { command -v chromium >/dev/null || missing+=(chromium); }
 [ "$WANT_BENCH" = 1 ] && { command -v wrk >/dev/null || missing+=(wrk); }
 if [ -n "$(pg_major)" ]; then
   have_pkg "postgresql-$(pg_major)-partman" || missing+=("postgresql-$(pg_major)-partman")
