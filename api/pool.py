@@ -9,6 +9,9 @@ from cryptochart.api.config import ApiConfig
 from cryptochart.core.database import AsyncConn
 
 Pool = AsyncConnectionPool[AsyncConn]
+# How long the pool retries a lost connection (its waits double from 1 s) before leaving it to
+# the next request, which tries at once: the API is back within about this long of its database.
+RECONNECT_SECONDS = 1.0
 
 
 async def _configure(conn: AsyncConn) -> None:
@@ -27,6 +30,7 @@ def create_pool(dsn: str, config: ApiConfig) -> Pool:
         timeout=config.query_timeout,
         open=False,
         configure=_configure,
+        reconnect_timeout=RECONNECT_SECONDS,
         kwargs={"options": f"-c statement_timeout={timeout_ms}", "connect_timeout": 5},
         name="cryptochart-api",
     )
