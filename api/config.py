@@ -43,7 +43,7 @@ API_MAX_REQUESTS_IN_PROGRESS = 64
 API_UNKNOWN_SYMBOL_TTL = 10.0
 # CRYPTOCHART_API_GAPS_METRIC_SECONDS: how often the missing-seconds gauge is recomputed.
 API_GAPS_METRIC_SECONDS = 30.0
-# CRYPTOCHART_API_HISTORY_CACHE_BYTES: memory for final history pages, encoded (0: no cache).
+# CRYPTOCHART_API_HISTORY_CACHE_BYTES: memory for final history pages, encoded (1: none kept).
 API_HISTORY_CACHE_BYTES = 64 * 1024 * 1024
 # CRYPTOCHART_API_FRONTEND_DIR: the built frontend served at "/".
 API_FRONTEND_DIR: Path = ROOT / "frontend" / "dist"

@@ -349,3 +349,20 @@ async def current(conn: AsyncConn, interval: Interval, symbol: str, at: int) -> 
 async def newest_second(conn: AsyncConn, symbol: str) -> int | None:
     """Open time of the symbol's newest 1s kline."""
     return await newest_open_time(conn, INTERVALS["1s"], symbol)
+
+
+async def newest_head(
+    conn: AsyncConn, interval: Interval, symbol: str, hi: int, limit: int
+) -> tuple[int, list[PageRow]] | None:
+    """The newest page's rows from its level's newest materialised bucket on (that bucket
+    spliced with its recomputation, then the folded tail), and that bucket's open time: the
+    rest of the page is the materialised rows before it, which are final. None when the level
+    has no materialised row at or before ``hi``'s bucket (the page is computed whole)."""
+    if interval.finer is None:
+        return None
+    newest = await newest_open_time(conn, interval, symbol)
+    if newest is None or hi <= newest:
+        return None
+    tail = await newest_folded(conn, interval, symbol, newest, hi, limit)
+    row = await page_rows(conn, interval, symbol, newest, newest + interval.ms, limit=1)
+    return newest, _splice(row, [page_row(c) for c in tail], _page_key)[-limit:]

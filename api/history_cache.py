@@ -8,10 +8,13 @@ a checkpoint over its range is pending, or was rolled up after the newest roll-u
 (its ``tag``). Plain reads of one indexed table: a read replica answers them as well as the
 primary, where LISTEN would not work.
 
-A cached page is served only after a check that started after the request arrived; the requests
-arriving while a check runs share the next one, so under load one query checks a whole batch of
-requests (and symbols). A page read from the database starts its own snapshot with the same
-question, so a page read before a roll-up that it missed is never kept under a newer tag.
+A cached page is served only after a check that started after the request arrived: the
+requests of one event-loop turn share a check (one query for all their symbols), and checks run
+side by side, so their database round trip bounds no throughput. A page read from the database
+asks the same question first, in its own snapshot, so a page read before a roll-up that it
+missed is never kept under a newer tag. Tags rely on the minute job's marks committing one after
+another (one minute job works at a time). The newest page is split: its final rows are a page
+like any other, and only the rows from the newest materialised bucket on are read each time.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from cryptochart.api import history
@@ -31,6 +34,7 @@ from cryptochart.core.database import AsyncConn
 
 log = logging.getLogger(__name__)
 
+NO_CACHE = 1  # a byte budget that keeps nothing: CRYPTOCHART_API_HISTORY_CACHE_BYTES's "off"
 NEVER = datetime.max.replace(tzinfo=UTC)  # "rolled up after this": no roll-up at all
 
 # Per symbol: its newest roll-up, and each checkpoint pending, or rolled up after ``since``
@@ -111,16 +115,25 @@ def depends_on(request: PageRequest, page: list[PageRow]) -> tuple[int, int]:
     return (page[0][0] if full else 0), hi
 
 
+def joined(older: bytes, newer: bytes) -> bytes:
+    """Two encoded JSON arrays of rows as one."""
+    if older == b"[]":
+        return newer
+    if newer == b"[]":
+        return older
+    return older[:-1] + b"," + newer[1:]
+
+
 class HistoryCache:
     """Pages of ``pool`` in a :class:`PageCache`, checked against the checkpoints."""
 
     def __init__(self, pool: Pool, budget_bytes: int) -> None:
         self.pool = pool
         self.pages = PageCache(budget_bytes)
+        self.enabled = budget_bytes > NO_CACHE
         self.checks_started = 0
-        self._wanted: set[str] = set()
-        self._next: asyncio.Future[int | None] | None = None
-        self._checking: asyncio.Task[None] | None = None
+        self._forming: tuple[set[str], asyncio.Future[int | None]] | None = None
+        self._running: set[asyncio.Task[None]] = set()
         self.hits = 0
         self.misses = 0
 
@@ -131,15 +144,45 @@ class HistoryCache:
         render: Render,
     ) -> bytes:
         """The encoded page: from memory when a check since the request arrived vouches for it,
-        else ``read`` from the database (and kept when final)."""
-        if self.pages.budget > 0 and self.pages.get(request) is not None:
+        else ``read`` from the database (and kept when final). The newest page is its final
+        rows (kept like any page) followed by the rows from the newest materialised bucket on,
+        read each time."""
+        if not self.enabled:
+            self.misses += 1
+            return await self._read(request, read, render)
+        if self.pages.get(request) is not None:
             number = await self._check(request.symbol)
             entry = self.pages.get(request)
             if number is not None and entry is not None and entry.checked >= number:
                 self.hits += 1
                 return entry.body
+        if request.start is None and INTERVALS[request.interval].finer is not None:
+            newest = await self._newest(request, render)
+            if newest is not None:
+                return newest
         self.misses += 1
         return await self._read(request, read, render)
+
+    async def _newest(self, request: PageRequest, render: Render) -> bytes | None:
+        """The newest ``limit`` candles up to ``end`` as the final page before the newest
+        materialised bucket and the rows from it on; None when the page holds no such bucket."""
+        interval = INTERVALS[request.interval]
+        end = request.end
+        hi = history.END_OF_TIME if end is None else floor_to(end, interval) + interval.ms
+        async with self.pool.connection() as conn:
+            found = await history.newest_head(conn, interval, request.symbol, hi, request.limit)
+        if found is None:
+            return None
+        newest, head = found
+        rest = request.limit - len(head)
+        if rest <= 0:
+            return render(head)
+        older = replace(request, end=newest - 1, limit=rest)
+
+        async def read_older(conn: AsyncConn) -> list[PageRow]:
+            return await history.klines(conn, interval, request.symbol, None, newest - 1, rest)
+
+        return joined(await self.page(older, read_older, render), render(head))
 
     async def _read(
         self,
@@ -149,7 +192,7 @@ class HistoryCache:
     ) -> bytes:
         started = self.checks_started
         # The newest page (neither bound) always holds the forming candle.
-        keep = self.pages.budget > 0 and (request.end is not None or request.start is not None)
+        keep = self.enabled and (request.end is not None or request.start is not None)
         async with self.pool.connection() as conn:
             # First, so the page is read in the snapshot these checkpoints were read in.
             state = (await changes(conn, {request.symbol: NEVER}))[request.symbol] if keep else None
@@ -168,28 +211,29 @@ class HistoryCache:
 
     async def _check(self, symbol: str) -> int | None:
         """Wait for a check of ``symbol`` that starts after this call; its number, or None when
-        it failed."""
-        self._wanted.add(symbol)
-        if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
-        waiting = self._next
-        if self._checking is None or self._checking.done():
-            self._checking = asyncio.create_task(self._run_checks(), name="history-cache-check")
-        return await asyncio.shield(waiting)
+        it failed. The requests of one event-loop turn share a check; checks run side by side."""
+        if self._forming is None:
+            self._forming = (set(), asyncio.get_running_loop().create_future())
+            task = asyncio.create_task(self._run_check(), name="history-cache-check")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        symbols, done = self._forming
+        symbols.add(symbol)
+        return await asyncio.shield(done)
 
-    async def _run_checks(self) -> None:
-        while self._next is not None:
-            done, self._next = self._next, None
-            symbols, self._wanted = self._wanted, set()
-            self.checks_started += 1
-            number = self.checks_started
-            try:
-                await self._check_symbols(symbols, number)
-            except Exception:
-                log.exception("history cache check failed; reading pages from the database")
-                done.set_result(None)
-            else:
-                done.set_result(number)
+    async def _run_check(self) -> None:
+        assert self._forming is not None
+        symbols, done = self._forming
+        self._forming = None
+        self.checks_started += 1
+        number = self.checks_started
+        try:
+            await self._check_symbols(symbols, number)
+        except Exception:
+            log.exception("history cache check failed; reading pages from the database")
+            done.set_result(None)
+        else:
+            done.set_result(number)
 
     async def _check_symbols(self, symbols: set[str], number: int) -> None:
         """Drop every page of ``symbols`` a write may have changed; vouch for the rest."""
@@ -216,4 +260,4 @@ class HistoryCache:
                     continue
                 if state.through is not None and (entry.tag is None or state.through > entry.tag):
                     entry.tag = state.through
-                entry.checked = number
+                entry.checked = max(entry.checked, number)

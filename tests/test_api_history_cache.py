@@ -126,6 +126,27 @@ async def test_a_late_kline_is_served_at_once_never_the_cached_page(
     assert cache.hits == hits + 1
 
 
+async def test_the_newest_page_keeps_its_final_rows_and_shows_a_late_kline(
+    settings: Settings, pool: Pool
+) -> None:
+    cache = HistoryCache(pool, 16 * 1024 * 1024)
+    klines, _, _ = await history_of(settings, "CACHETOPUSDT")
+    newest = PageRequest("CACHETOPUSDT", "1m", None, None, 15, True, True)
+    first = await page(cache, newest)
+    assert first == await page(HistoryCache(pool, 0), newest)
+    assert len(first) == 15 and first[-1][0] == klines[-1].open_time - 59 * SECOND_MS
+    assert await page(cache, newest) == first
+    assert cache.hits == 1  # the 14 final rows came from memory; the newest one was read
+
+    corrected = late(klines[10 * 60 + 30])  # minute 10: among the final rows
+    await asyncio.to_thread(write, settings, [corrected])
+    await asyncio.to_thread(roll_up, settings)
+    after = await page(cache, newest)
+    assert after == await page(HistoryCache(pool, 0), newest) != first
+    minute = next(r for r in after if r[0] == corrected.open_time - 30 * SECOND_MS)
+    assert Decimal(str(minute[2])) == corrected.high
+
+
 async def test_a_write_elsewhere_leaves_the_page_cached(settings: Settings, pool: Pool) -> None:
     cache = HistoryCache(pool, 16 * 1024 * 1024)
     klines, minutes, _ = await history_of(settings, "CACHEKEEPUSDT")
@@ -137,15 +158,18 @@ async def test_a_write_elsewhere_leaves_the_page_cached(settings: Settings, pool
     assert cache.hits == 1
 
 
-async def test_pages_holding_the_newest_bucket_are_not_kept(settings: Settings, pool: Pool) -> None:
+async def test_no_kept_page_reaches_the_newest_bucket(settings: Settings, pool: Pool) -> None:
     cache = HistoryCache(pool, 16 * 1024 * 1024)
     klines, _, _ = await history_of(settings, "CACHENEWUSDT")
+    newest_minute = klines[-1].open_time - 59 * SECOND_MS
     newest = PageRequest("CACHENEWUSDT", "1m", None, None, 5, False, False)
     through_now = PageRequest("CACHENEWUSDT", "1m", klines[0].open_time, None, 500, False, False)
-    for request in (newest, through_now):
-        await page(cache, request)
-        await page(cache, request)
-    assert cache.hits == 0 and len(cache.pages) == 0
+    seconds = PageRequest("CACHENEWUSDT", "1s", None, None, 1000, False, False)
+    for request in (newest, through_now, seconds):
+        assert await page(cache, request) == await page(cache, request)
+    kept = [entry for _, entry in cache.pages.of_symbol("CACHENEWUSDT")]
+    assert len(kept) == 1  # the newest page's 4 final rows
+    assert kept[0].hi == newest_minute and len(json.loads(kept[0].body)) == 4
 
 
 def test_the_page_cache_keeps_to_its_byte_budget() -> None:
