@@ -1,7 +1,9 @@
 """B4: the history API under load — 1,440 one-minute candles per chart view, served as two
 requests of 720 (the API returns at most 1,000 candles per request), measured with `wrk` in its
-own process. Next to it, the same wrk against ``/health`` on the same server: the framework's
-floor without a query.
+own process; then 1s pages of 1,000 rows an hour back (final pages). The API keeps final pages
+in its page cache (CRYPTOCHART_API_HISTORY_CACHE_BYTES); the same loads on an API with the cache
+off are measured next to them, and wrk against ``/health`` on the same server gives the
+framework's floor without a query.
 
 The data: one day of 1s klines per symbol written by the inserter's own write_batch, rolled up by
 the minute job, ending at the current second. The API runs as `cryptochart serve` with its
@@ -35,6 +37,10 @@ from cryptochart.ingest.minute_job import MinuteJob
 TARGET_P99_MS = 15.0
 TARGET_RPS = 1_000
 PAGE = 720  # candles per request; two make the 1,440 of a day
+SECOND_PAGE = 1_000  # 1s candles per request: the most one request returns
+SECOND_PAGES = 3  # final 1s pages per symbol
+CACHE_BYTES = 64 * 1024 * 1024  # CRYPTOCHART_API_HISTORY_CACHE_BYTES's default
+NO_CACHE = 1  # a budget no page fits in
 DAY_S = 86_400
 CONNECTIONS = 8
 RATE_LIMIT_PER_MINUTE = 1_000_000_000
@@ -108,6 +114,67 @@ def _get(url: str) -> list[list[object]]:
         return rows
 
 
+@dataclass
+class Loads:
+    """One API's answers: the 1m views (newest and older page) and the older 1s pages."""
+
+    views: WrkResult
+    seconds: WrkResult
+
+
+def _paths(root: str, names: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Per symbol: its newest 1m page and the one before it; and SECOND_PAGES 1s pages of
+    SECOND_PAGE rows walking back from an hour ago (final, so the cache may keep them)."""
+    views, seconds = [], []
+    for symbol in names:
+        newest = f"/api/v1/klines?symbol={symbol}&interval=1m&limit={PAGE}"
+        page = _get(root + newest)
+        older = f"{newest}&endTime={int(str(page[0][0])) - 1}"
+        previous = _get(root + older)
+        if len(page) != PAGE or len(previous) != PAGE:
+            raise RuntimeError(f"{symbol}: pages of {len(page)} and {len(previous)}")
+        views += [newest, older]
+        end = int(str(page[-1][0])) - 3_600_000
+        for _ in range(SECOND_PAGES):
+            path = f"/api/v1/klines?symbol={symbol}&interval=1s&limit={SECOND_PAGE}&endTime={end}"
+            rows = _get(root + path)
+            if len(rows) != SECOND_PAGE:
+                raise RuntimeError(f"{symbol}: a 1s page of {len(rows)} rows")
+            seconds.append(path)
+            end = int(str(rows[0][0])) - 1
+    return views, seconds
+
+
+def _load(
+    settings: Settings, options: RunOptions, names: tuple[str, ...], seconds: float, cache: int
+) -> tuple[Loads, WrkResult | None]:
+    """An API with ``cache`` bytes of page cache under wrk: the views, then the 1s pages; with
+    the cache on, /health first (the framework's floor)."""
+    name = "b4-api" if cache > NO_CACHE else "b4-api-uncached"
+    api = spawn(
+        settings,
+        name,
+        ["serve", "--log-level", "warning"],
+        options.logs,
+        CRYPTOCHART_API_RATE_LIMIT_PER_MINUTE=str(RATE_LIMIT_PER_MINUTE),
+        CRYPTOCHART_API_HISTORY_CACHE_BYTES=str(cache),
+    )
+    try:
+        wait_ready(settings, api)
+        root = f"http://127.0.0.1:{settings.api_port}"
+        views, second_pages = _paths(root, names)
+        floor = (
+            wrk(root, ["/health"], seconds, options.logs, "b4-health") if cache > NO_CACHE else None
+        )
+        profile = StageProfile(options.profile, name, api.pid, seconds)
+        history = wrk(root, views, seconds, options.logs, f"{name}-views")
+        profile.report()
+        paged = wrk(root, second_pages, seconds, options.logs, f"{name}-1s")
+    finally:
+        api.stop()
+    return Loads(history, paged), floor
+
+
 def run(base: Settings, options: RunOptions) -> Outcome:
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed: scripts/setup.sh --bench")
@@ -117,31 +184,10 @@ def run(base: Settings, options: RunOptions) -> Outcome:
     with scratch_settings(base, options.flavour, "b4", symbols=names) as settings:
         settings = replace(settings, api_port=free_port())
         rows = fill_day(settings, names)
-        api = spawn(
-            settings,
-            "b4-api",
-            ["serve", "--log-level", "warning"],
-            options.logs,
-            CRYPTOCHART_API_RATE_LIMIT_PER_MINUTE=str(RATE_LIMIT_PER_MINUTE),
-        )
-        try:
-            wait_ready(settings, api)
-            root = f"http://127.0.0.1:{settings.api_port}"
-            paths = []
-            for symbol in names:
-                newest = f"/api/v1/klines?symbol={symbol}&interval=1m&limit={PAGE}"
-                page = _get(root + newest)
-                older = f"{newest}&endTime={int(str(page[0][0])) - 1}"
-                previous = _get(root + older)
-                if len(page) != PAGE or len(previous) != PAGE:
-                    raise RuntimeError(f"{symbol}: pages of {len(page)} and {len(previous)}")
-                paths += [newest, older]
-            floor = wrk(root, ["/health"], seconds, options.logs, "b4-health")
-            profile = StageProfile(options.profile, "b4-api", api.pid, seconds)
-            history = wrk(root, paths, seconds, options.logs, "b4-history")
-            profile.report()
-        finally:
-            api.stop()
+        cached, floor = _load(settings, options, names, seconds, CACHE_BYTES)
+        uncached, _ = _load(settings, options, names, seconds, NO_CACHE)
+    assert floor is not None
+    history = cached.views
     out.add(
         f"p50 per request of {PAGE} candles",
         ms(history.p50_ms),
@@ -166,12 +212,28 @@ def run(base: Settings, options: RunOptions) -> Outcome:
     )
     out.add("1,440-candle views/s (two requests each)", rate(history.requests_per_s / 2, "views/s"))
     out.add(
-        "baseline: GET /health on the same server, p50 / p99, req/s",
-        f"{ms(floor.p50_ms)} / {ms(floor.p99_ms)}, {rate(floor.requests_per_s, 'req/s')}",
+        f"1s pages of {SECOND_PAGE:,} rows: p50 / p99, req/s",
+        _figures(cached.seconds),
+        f"p99 < {TARGET_P99_MS:.0f} ms, ≥ {TARGET_RPS:,} req/s",
+        cached.seconds.p99_ms < TARGET_P99_MS and cached.seconds.requests_per_s >= TARGET_RPS,
+        value=cached.seconds.requests_per_s,
+        better="higher",
     )
+    out.add(f"page cache off: {PAGE}-candle views p50 / p99, req/s", _figures(uncached.views))
+    out.add(f"page cache off: 1s pages of {SECOND_PAGE:,} rows", _figures(uncached.seconds))
+    out.add("baseline: GET /health on the same server, p50 / p99, req/s", _figures(floor))
+    failed = history.bad + cached.seconds.bad
     out.note(
         f"wrk 1 thread, {CONNECTIONS} connections, {seconds:.0f} s per run; {history.requests:,} "
-        f"history requests, {history.bad} failed; {count} symbols x a day of 1s klines "
-        f"({rows:,} rows) rolled up by the minute job"
+        f"view requests and {cached.seconds.requests:,} 1s pages ({failed} failed); "
+        f"each view is the newest {PAGE} candles (the forming one read each time, the rest "
+        f"cached) and the {PAGE} before them (final: cached); "
+        f"{count * SECOND_PAGES} final 1s pages; {count} symbols x a day of 1s klines "
+        f"({rows:,} rows) rolled up by the minute job; the same loads on an API with "
+        "CRYPTOCHART_API_HISTORY_CACHE_BYTES=1 for the cache-off figures"
     )
     return out
+
+
+def _figures(result: WrkResult) -> str:
+    return f"{ms(result.p50_ms)} / {ms(result.p99_ms)}, {rate(result.requests_per_s, 'req/s')}"
