@@ -2,9 +2,11 @@
 
 The API may read history from a streaming replica (``CRYPTOCHART_API_DATABASE_URL``); its answers
 are then as old as the replica's last replayed transaction. ``/api/v1/status`` and ``/metrics``
-say so: on a primary the lag is 0; on a standby it is the WAL received but not replayed yet
-(bytes), and the time since the last replayed commit while any is waiting (0 once everything
-received is replayed, so an idle primary does not read as lag).
+say so: on a primary the lag is 0 (both functions answer NULL there); on a standby it is the WAL
+received but not replayed yet (bytes), and the time since the last replayed commit while any is
+waiting (0 once everything received is replayed, so an idle primary does not read as lag; a
+standby that has just started streams again from the start of a WAL segment, behind what it has
+replayed, which is no lag either).
 """
 
 from __future__ import annotations
@@ -26,13 +28,11 @@ log = logging.getLogger(__name__)
 
 QUERY = """
 SELECT pg_is_in_recovery(),
-       CASE WHEN NOT pg_is_in_recovery() THEN 0
-            WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
-            ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())
+       CASE WHEN pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()
+            THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())
+            ELSE 0
        END::float8,
-       CASE WHEN NOT pg_is_in_recovery() THEN 0
-            ELSE pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
-       END::bigint
+       greatest(0, pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()))::bigint
 """
 
 
@@ -58,8 +58,8 @@ async def read_replication(pool: Pool) -> Replication:
     standby, seconds, lag_bytes = row
     return Replication(
         "standby" if standby else "primary",
-        None if seconds is None else max(0.0, float(seconds)),
-        None if lag_bytes is None else int(lag_bytes),
+        max(0.0, float(seconds or 0)),
+        int(lag_bytes or 0),
     )
 
 

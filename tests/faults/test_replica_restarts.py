@@ -5,6 +5,7 @@ scenario: `make test-faults`; the short one is ``tests/test_replica.py``)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -18,8 +19,9 @@ from cryptochart.core.kline import Kline
 from cryptochart.core.settings import Settings
 from cryptochart.devservices.replica import LocalReplica
 from cryptochart.ingest.minute_job import MinuteJob
+from cryptochart.ingest.producer import KlineProducer
 from tests.api_server import TEST_CONFIG, ApiServer, serve
-from tests.pipeline import produce, read_dump, renamed, running_inserter, wait_for, wait_rows
+from tests.pipeline import read_dump, renamed, running_inserter, wait_for, wait_rows
 from tests.replicated import (
     CAUGHT_UP,
     FIRST_180,
@@ -33,12 +35,14 @@ from tests.replicated import (
     note,
     on_replica,
     replicated_fixture,  # noqa: F401 (the fixture replicated)
+    status,
 )
 
 ROUNDS = 5  # each: a clean stop and a kill -9
 COPIES = 200  # at most: the dump's 180 seconds, shifted, ten hours of klines
 BATCH = 20  # klines produced at a time, every PACE seconds, until the rounds are over
 PACE = 0.1
+SAMPLE_EVERY = 0.2  # seconds between readings of the standby's lag
 
 
 def shifted(klines: list[Kline], copies: int) -> Iterator[Kline]:
@@ -80,17 +84,35 @@ def test_replica_restarts_while_klines_stream(
 
     def feed() -> None:
         nonlocal produced
+        producer = KlineProducer(history, "test")
         while produced < len(stream) and not done.is_set():
-            produced += produce(history, stream[produced : produced + BATCH])
+            for kline in stream[produced : produced + BATCH]:
+                producer.publish(kline)
+            assert producer.flush(60) == 0 and producer.counts["failed"] == 0
+            produced = min(len(stream), produced + BATCH)
             done.wait(PACE)
 
+    lags: list[tuple[float, int]] = []  # the standby's lag as the API reports it, while up
+    readings = 0
+
+    def sample() -> None:
+        nonlocal readings
+        while not done.wait(SAMPLE_EVERY):
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                shown = status(api)
+                readings += 1
+                if shown["database"] == "standby":
+                    lags.append((shown["replicaLagSeconds"], shown["replicaLagBytes"]))
+
     feeder = threading.Thread(target=feed, name="feed", daemon=True)
+    sampler = threading.Thread(target=sample, name="lag", daemon=True)
     with (
         running_inserter(history),
         serve(history, TEST_CONFIG) as primary_api,
         serve(on_replica(history, replica), TEST_CONFIG) as api,
     ):
         feeder.start()
+        sampler.start()
         wait_for(lambda: newest_second(api) >= 0, CAUGHT_UP, "the first klines on the standby")
         try:
             for _ in range(ROUNDS):
@@ -100,6 +122,15 @@ def test_replica_restarts_while_klines_stream(
         finally:
             done.set()
             feeder.join(timeout=60)
+            sampler.join(timeout=60)
+        seconds = sorted(lag for lag, _ in lags)
+        waiting = sorted(size for _, size in lags)
+        note(
+            f"{history.db_flavour}: streaming: lag over the {len(lags)} of {readings} readings of "
+            "/api/v1/status that found the standby up: "
+            f"median {seconds[len(seconds) // 2]:.2f} s / {waiting[len(waiting) // 2]} bytes, "
+            f"max {seconds[-1]:.2f} s / {waiting[-1]} bytes"
+        )
         wait_rows(history, [SYMBOL], produced)
         assert count_seconds(history) == produced
         with psycopg.connect(history.database_url) as conn:
