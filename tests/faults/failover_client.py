@@ -67,6 +67,7 @@ class FailoverClient:
         # Candles REST added after each reconnect (newer than the newest shown), and per hole.
         self.gap_filled: list[int] = []
         self.hole_filled: list[int] = []
+        self.holes_left: list[tuple[int, int]] = []  # (after, before) seen while one was asked
         self._bars: dict[int, Candle] = {}
         self._last: int | None = None
         self._lock = threading.Lock()  # the test's thread reads the bars while this one writes
@@ -212,6 +213,7 @@ class FailoverClient:
     def _hole(self, after: int, before: int) -> None:
         now = time.monotonic()
         if self._hole_filling or now - self._last_hole_fill < HOLE_FILL_SPACING:
+            self.holes_left.append((after, before))
             return
         self._hole_filling = True
         self._last_hole_fill = now

@@ -63,6 +63,10 @@ def shown_exactly(client: FailoverClient, url: str) -> str:
     return ""
 
 
+def as_stored(client: FailoverClient, url: str) -> Callable[[], str | bool]:
+    return lambda: shown_exactly(client, url) or True
+
+
 def reached(client: FailoverClient, last_open: int) -> Callable[[], str | bool]:
     """A poll check: the page shows the feed's last candle and no hole before it."""
 
@@ -87,7 +91,12 @@ def all_live(clients: list[FailoverClient], replica: int, since: float) -> Calla
 
 def no_holes(clients: list[FailoverClient]) -> Callable[[], str | bool]:
     def check() -> str | bool:
-        holed = [f"{c.symbol} {c.interval} {c.holes()[:3]}" for c in clients if c.holes()]
+        holed = [
+            f"{c.symbol} {c.interval} {c.holes()[:3]} (hole fills {c.hole_filled}, left "
+            f"{c.holes_left}, after reconnects {c.gap_filled}, errors {c.errors[-2:]})"
+            for c in clients
+            if c.holes()
+        ]
         return f"holes: {holed}" if holed else True
 
     return check
@@ -126,11 +135,15 @@ def run_failover(
     rng = random.Random(kills)
     recoveries: list[float] = []
     with Fleet(clients):
-        serving, killed = 0, 0.0
-        poll_until(all_live(clients, serving, killed), 30, "every page live on api-a")
+        serving = 0
+        poll_until(all_live(clients, serving, 0.0), 30, "every page live on api-a")
+        # A page asks about a hole among its live candles at most once per HOLE_FILL_SPACING (its
+        # first load may just have asked about one; a reconnect leaves one behind its first live
+        # frame while the database trails the stream), and one seen sooner stays until the next
+        # reconnect: faults come further apart than that.
+        asked = time.monotonic()
         for _ in range(kills):
-            # The page asks about a hole at most once per HOLE_FILL_SPACING: faults further apart.
-            poll_until(partial(later_than, killed + HOLE_FILL_SPACING), 30, "the faults' spacing")
+            poll_until(partial(later_than, asked + HOLE_FILL_SPACING), 30, "the faults' spacing")
             time.sleep(rng.uniform(0.1, 1.0))  # a random moment of the stream
             stage, _ = replicas[serving]
             killed = time.monotonic()
@@ -143,6 +156,7 @@ def run_failover(
             )
             recoveries.append(max(c.live_on(other, killed) or 0 for c in clients) - killed)
             poll_until(no_holes(clients), 30, "every page to fill its gap")
+            asked = time.monotonic()
             # The killed replica comes back, to be the next one the pages move to.
             stage.start()
             await_ready(stage, urls[serving])
@@ -153,8 +167,8 @@ def run_failover(
         for client in clients:
             last_open = last_second - last_second % client.step
             poll_until(reached(client, last_open), 30, "the page to show every candle")
-    for client in clients:
-        assert shown_exactly(client, url) == "", client.errors[-3:]
+            # The last live frames may still be on their way: the newest candle may grow.
+            poll_until(as_stored(client, url), 15, "every candle shown as stored")
     assert_alive(inserter, minute_job, *(stage for stage, _ in replicas))
     for stage in (inserter, minute_job, *(stage for stage, _ in replicas)):
         assert stage.stop() == 0, stage.tail()
