@@ -249,7 +249,12 @@ class HistoryCache:
         if not since:
             return
         async with self.pool.connection() as conn:
-            found = await changes(conn, since)
+            # One statement, no transaction around it: one round trip instead of three.
+            await conn.set_autocommit(True)
+            try:
+                found = await changes(conn, since)
+            finally:
+                await conn.set_autocommit(False)
         for symbol, entries in considered.items():
             state = found[symbol]
             for key, entry in entries:

@@ -169,7 +169,9 @@ def _load(
         profile = StageProfile(options.profile, name, api.pid, seconds)
         history = wrk(root, views, seconds, options.logs, f"{name}-views")
         profile.report()
+        profile = StageProfile(options.profile, f"{name}-1s", api.pid, seconds)
         paged = wrk(root, second_pages, seconds, options.logs, f"{name}-1s")
+        profile.report()
     finally:
         api.stop()
     return Loads(history, paged), floor
