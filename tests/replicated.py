@@ -70,6 +70,11 @@ def replicated_fixture(base_settings: Settings, services: list[str]) -> Iterator
     try:
         local.up(settings)
         yield Replicated(settings, primary, replica)
+        after = local.down(settings)  # `services down` stops the standby, then the primary
+        assert [line.split(" (")[0] for line in after[:2]] == [
+            "postgres: stopped",
+            "postgres replica: stopped",
+        ]
     finally:
         local.down(settings)
         shutil.rmtree(data_dir, ignore_errors=True)
