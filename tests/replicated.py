@@ -123,8 +123,9 @@ def write(history: Settings, klines: list[Kline]) -> None:
 
 
 def insert(history: Settings, klines: list[Kline]) -> None:
-    """Straight into kline_1s with SQL (the API computes candles not rolled up yet)."""
-    with psycopg.connect(history.database_url, autocommit=True) as conn:
+    """Straight into kline_1s with SQL in one transaction, so a standby shows all or none of
+    them (the API computes the candles not rolled up yet)."""
+    with psycopg.connect(history.database_url) as conn:
         insert_seconds(conn, klines)
 
 
