@@ -47,10 +47,12 @@ def candle_of(row: Sequence[Any]) -> Candle:
 
 
 class LiveStart(NamedTuple):
-    """A socket's first live (not snapshot) frame: which replica sent it, and when (monotonic)."""
+    """A socket's first live (not snapshot) frame: which replica sent it, and when it came and
+    the socket opened (monotonic)."""
 
     replica: int
     at: float
+    opened: float
 
 
 class FailoverClient:
@@ -94,9 +96,11 @@ class FailoverClient:
             first, last = min(self._bars), max(self._bars)
             return [t for t in range(first, last, self.step) if t not in self._bars]
 
-    def live_on(self, replica: int, since: float) -> float | None:
-        """When the first live frame from ``replica`` after ``since`` came, or None yet."""
-        return next((s.at for s in self.live_starts if s.replica == replica and s.at > since), None)
+    def live_on(self, replica: int, since: float) -> LiveStart | None:
+        """The first socket to ``replica`` opened after ``since`` with a live frame, or None yet."""
+        return next(
+            (s for s in self.live_starts if s.replica == replica and s.opened > since), None
+        )
 
     # --- the page's behaviour ----------------------------------------------------------------
 
@@ -116,6 +120,7 @@ class FailoverClient:
     async def _session(self, http: httpx.AsyncClient, url: str) -> None:
         ws_url = url.replace("http://", "ws://") + "/ws"
         async with connect(ws_url, open_timeout=5, max_queue=None) as ws:
+            opened = time.monotonic()
             self._attempt = 0
             await self._send_subscribe(ws)
             generation = self._generation
@@ -129,7 +134,7 @@ class FailoverClient:
                         continue
                     if not live_seen and not frame.get("snapshot", False):
                         live_seen = True
-                        self.live_starts.append(LiveStart(self.replica, time.monotonic()))
+                        self.live_starts.append(LiveStart(self.replica, time.monotonic(), opened))
                     self._apply(candle_of(frame["k"]))
             finally:
                 fill.cancel()
