@@ -12,7 +12,9 @@ quiet vs flood, and the API's RSS before, at its peak and after.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -26,7 +28,7 @@ from websockets.asyncio.client import connect
 
 from bench import klines as sim
 from bench.live_api import free_port, wait_ready
-from bench.processes import Stage, spawn, stop_all
+from bench.processes import CpuMeter, Stage, pids, spawn, stop_all
 from bench.results import Outcome, RunOptions, ms, percentile
 from bench.scratch import scratch_settings
 from cryptochart.api.config import ApiConfig
@@ -47,6 +49,7 @@ class Phase:
     live_ms: dict[str, list[float]] = field(default_factory=dict)
     refused: dict[str, int] = field(default_factory=dict)  # non-200 answers to the good client
     rss_mb: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # % of one core, per process
 
     def add(self, table: dict[str, list[float]], value: float) -> None:
         table.setdefault(self.name, []).append(value)
@@ -113,13 +116,25 @@ async def _measure(
         ),
         asyncio.create_task(_sample_rss(api_pid, phase, stop)),
     ]
+    quiet = CpuMeter({"API": pids(api_pid)})
+    quiet.start()
     await asyncio.sleep(seconds)
+    quiet.stop()
     flooder = await asyncio.create_subprocess_exec(*flood_cmd, stdout=subprocess.PIPE)
     assert flooder.stdout is not None
     await flooder.stdout.readline()  # "flooding": its loops have started
     phase.name = FLOOD
-    await flooder.wait()
+    flood = CpuMeter({"API": pids(api_pid), "flood client": pids(flooder.pid)})
+    flood.start()
+    while flooder.returncode is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(flooder.wait(), 1.0)
+        flood.sample()  # the client's CPU time is counted up to its last sample before exiting
+    flood.stop()
     phase.name = AFTER
+    cores = os.cpu_count() or 1
+    for name, meter in ((QUIET, quiet), (FLOOD, flood)):
+        phase.cpu[name] = {g: p * cores for g, p in meter.percent_of_box().items()}
     await asyncio.sleep(seconds / 2)
     stop.set()
     await asyncio.gather(*tasks)
@@ -238,6 +253,14 @@ def _figures(
         f"{len(phase.history_ms[FLOOD])} history pages and {len(phase.live_ms[QUIET])} / "
         f"{len(phase.live_ms[FLOOD])} live frames quiet / under flood ({seconds:.0f} s each); "
         f"answers other than 200: {refused}"
+    )
+    out.note(
+        "CPU, % of one core: "
+        + "; ".join(
+            f"{name}: " + ", ".join(f"{g} {v:.0f}%" for g, v in groups.items())
+            for name, groups in phase.cpu.items()
+        )
+        + f" (load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())})"
     )
     counts, rest_ms = flood_result["counts"], flood_result["rest_ms"]
     per_kind = {
