@@ -29,7 +29,7 @@ from bench.processes import Stage, spawn
 from bench.scratch import scratch_settings
 from bench.soak_plot import plot
 from bench.soak_sampler import Sample, Sampler, columns
-from bench.soak_summary import Summary, markdown, summarise
+from bench.soak_summary import Summary, markdown, read_csv, summarise
 from cryptochart.core.settings import ROOT, Settings
 from cryptochart.core.symbols import parse_symbols
 from cryptochart.db.migrate import FLAVOURS, Flavour
@@ -161,6 +161,16 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM stops the soak as Ctrl-C does: cleanly, with a summary
 
 
+def _resummarise(path: Path, warmup: float, window: float) -> int:
+    samples = read_csv(path)
+    summary = summarise(samples, columns(), warmup, window)
+    heading = f"Soak: {path.name}, warm-up {warmup / 60:g} min"
+    png = path.with_name(f"{path.stem}-warmup{warmup / 60:g}.png")
+    plot(samples, warmup, heading, png)
+    print(markdown(summary, heading, [f"summarised again from {path}; plot: {png}"]))
+    return 0 if summary.met else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.soak",
@@ -181,7 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=ROOT / "bench" / "results", help="where the files go"
     )
+    parser.add_argument(
+        "--from-csv",
+        type=Path,
+        help="summarise a finished run's CSV again (with the warm-up and windows given) and plot "
+        "it beside the CSV; runs nothing",
+    )
     args = parser.parse_args(argv)
+    if args.from_csv is not None:
+        return _resummarise(args.from_csv, args.warmup_minutes * 60, args.window_minutes * 60)
     if args.minutes <= 0 or args.interval <= 0 or args.symbols <= 0:
         parser.error("--minutes, --interval and --symbols must be positive")
     logs = Path(tempfile.mkdtemp(prefix="cryptochart-soak-"))

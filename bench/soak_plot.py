@@ -15,13 +15,15 @@ from matplotlib.axes import Axes
 
 from bench.soak_sampler import SERVICES, STAGES, Sample
 
+FRESHNESS_CLIP_S = 120.0
+
 PANELS: list[tuple[str, str, list[str]]] = [
     ("stages: resident memory", "MiB", [f"{s}_rss_mib" for s in STAGES]),
     ("PostgreSQL and Kafka: resident memory", "MiB", [f"{s}_rss_mib" for s in SERVICES]),
     ("stages: open file descriptors", "fds", [f"{s}_fds" for s in STAGES]),
     ("PostgreSQL and Kafka: open file descriptors", "fds", [f"{s}_fds" for s in SERVICES]),
     ("consumer lag", "messages", ["inserter_lag", "api_consumer_lag"]),
-    ("minute freshness", "s", ["freshness_s"]),
+    ("minute freshness (clipped at 120 s)", "s", ["freshness_s"]),
 ]
 
 
@@ -35,6 +37,8 @@ def _panel(ax: Axes, samples: Sequence[Sample], unit: str, series: list[str]) ->
     if unit == "messages":  # the start's backlog would flatten the steady lag on a linear axis
         ax.set_yscale("symlog", linthresh=10)
     ax.set_ylim(bottom=0)
+    if unit == "s":  # the start's catch-up (the backfilled hour) would flatten the steady minutes
+        ax.set_ylim(top=FRESHNESS_CLIP_S)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
 

@@ -4,9 +4,11 @@ percentiles, judged against the goal (no growth beyond 10 %, freshness steady)."
 
 from __future__ import annotations
 
+import csv
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.results import percentile
 from bench.soak_sampler import GROUPS, Sample
@@ -45,6 +47,19 @@ class Summary:
     def met(self) -> bool:
         judged = [g for g in self.growth if g.series in JUDGED]
         return bool(judged) and all(g.met for g in judged) and self.freshness_steady
+
+
+def read_csv(path: Path) -> list[Sample]:
+    """The samples of a soak run's CSV (an empty cell: not measured then)."""
+    with path.open(newline="") as table:
+        rows = list(csv.DictReader(table))
+    return [
+        Sample(
+            float(row.pop("elapsed_s")),
+            {name: float(cell) if cell else None for name, cell in row.items()},
+        )
+        for row in rows
+    ]
 
 
 def values(samples: Sequence[Sample], series: str) -> list[float]:

@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient
 from bench.scratch import RUN_TOKEN
 from bench.soak import SoakOptions, soak
 from bench.soak_sampler import GROUPS, Sample, columns
-from bench.soak_summary import markdown, summarise
+from bench.soak_summary import markdown, read_csv, summarise
 from cryptochart.core.settings import Settings
 from tests.conftest import flavours_under_test
 
@@ -98,6 +98,9 @@ def test_a_short_soak_samples_the_running_product_and_leaves_nothing_behind(
         rows = list(csv.DictReader(table))
     assert len(rows) == len(result.samples) >= 10
     assert list(rows[0]) == ["elapsed_s", *columns()]
+    again = read_csv(result.csv)  # what `--from-csv` summarises again
+    assert [s.elapsed for s in again] == pytest.approx([s.elapsed for s in result.samples], abs=0.1)
+    assert again[-1].values == pytest.approx(result.samples[-1].values, rel=1e-5)
     last = result.samples[-1].values
     for group in GROUPS:  # every stage and both services, measured
         assert (last[f"{group}_rss_mib"] or 0) > 1, group
