@@ -165,9 +165,7 @@ def _resummarise(path: Path, warmup: float, window: float) -> int:
     samples = read_csv(path)
     summary = summarise(samples, columns(), warmup, window)
     heading = f"Soak: {path.name}, warm-up {warmup / 60:g} min"
-    png = path.with_name(f"{path.stem}-warmup{warmup / 60:g}.png")
-    plot(samples, warmup, heading, png)
-    print(markdown(summary, heading, [f"summarised again from {path}; plot: {png}"]))
+    print(markdown(summary, heading, [f"summarised again from {path}"]))
     return 0 if summary.met else 1
 
 
@@ -194,8 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--from-csv",
         type=Path,
-        help="summarise a finished run's CSV again (with the warm-up and windows given) and plot "
-        "it beside the CSV; runs nothing",
+        help="print a finished run's summary again (the warm-up and windows given); runs nothing",
     )
     args = parser.parse_args(argv)
     if args.from_csv is not None:
