@@ -21,6 +21,8 @@ from pathlib import Path
 from types import FrameType
 
 import psutil
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from tqdm import tqdm
 
 from bench import machine
@@ -69,6 +71,21 @@ def _stop(run: Stage, sampler: Sampler) -> None:
     psutil.wait_procs(left, timeout=10)
 
 
+def _await_group_empty(settings: Settings) -> None:
+    """Wait until the inserter's group has no member: a static member leaves only when its session
+    times out, and only an empty group can be deleted with the scratch topics."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    group = settings.inserter_group
+    deadline = time.monotonic() + settings.inserter_session_timeout_seconds + 15
+    while time.monotonic() < deadline:
+        try:
+            if not admin.describe_consumer_groups([group])[group].result(10).members:
+                return
+        except KafkaException:
+            return  # no such group: nothing to wait for
+        time.sleep(0.5)
+
+
 @contextmanager
 def _product(settings: Settings, options: SoakOptions) -> Iterator[tuple[Stage, Sampler]]:
     args = ["run", "--source", "sim", "--symbols", str(options.symbols)]
@@ -79,6 +96,7 @@ def _product(settings: Settings, options: SoakOptions) -> Iterator[tuple[Stage, 
     finally:
         _stop(run, sampler)
         sampler.close()
+        _await_group_empty(settings)
 
 
 def _sample_until(
