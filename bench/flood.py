@@ -24,7 +24,8 @@ from dataclasses import dataclass, field, replace
 
 import httpx
 import psutil
-from websockets.asyncio.client import connect
+from psycopg.conninfo import conninfo_to_dict
+from websockets.asyncio.client import connect as ws_connect
 
 from bench import klines as sim
 from bench.live_api import free_port, wait_ready
@@ -32,6 +33,7 @@ from bench.processes import CpuMeter, Stage, pids, spawn, stop_all
 from bench.results import Outcome, RunOptions, ms, percentile
 from bench.scratch import scratch_settings
 from cryptochart.api.config import ApiConfig
+from cryptochart.core.database import Conn, connect
 from cryptochart.core.settings import Settings
 
 GOOD_ADDRESS = "127.0.0.2"
@@ -40,6 +42,7 @@ HISTORY_EVERY_S = 0.2  # the well-behaved client's pace: 5 pages a second, 300 a
 TARGET_RATIO = 2.0  # p99 under flood < 2x quiet
 RSS_BOUND = 1.5  # the API's peak RSS under flood, at most this times its RSS before
 QUIET, FLOOD, AFTER = "quiet", "flood", "after"
+CAUGHT_UP_MS = 5_000  # every symbol's newest stored second at most this old: measuring starts
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Phase:
     live_ms: dict[str, list[float]] = field(default_factory=dict)
     refused: dict[str, int] = field(default_factory=dict)  # non-200 answers to the good client
     rss_mb: dict[str, list[float]] = field(default_factory=dict)
+    busy_connections: dict[str, list[float]] = field(default_factory=dict)  # of the API's pool
     cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # % of one core, per process
 
     def add(self, table: dict[str, list[float]], value: float) -> None:
@@ -79,7 +83,7 @@ async def _read_history(root: str, symbol: str, phase: Phase, stop: asyncio.Even
 
 
 async def _follow(url: str, symbols: list[str], phase: Phase, stop: asyncio.Event) -> None:
-    async with connect(url, proxy=None, local_addr=(GOOD_ADDRESS, 0)) as ws:
+    async with ws_connect(url, proxy=None, local_addr=(GOOD_ADDRESS, 0)) as ws:
         await ws.send(
             json.dumps(
                 {"op": "subscribe", "channel": "kline", "symbols": symbols, "interval": "1s"}
@@ -103,6 +107,33 @@ async def _sample_rss(pid: int, phase: Phase, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.25)
 
 
+def _busy_connections(conn: Conn, api: psutil.Process, port: int) -> int:
+    """The API's database connections running a query now (matched by the API's own ports)."""
+    ports = [
+        c.laddr.port
+        for c in api.net_connections("tcp")
+        if c.raddr and c.status == psutil.CONN_ESTABLISHED and c.raddr.port == port
+    ]
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE client_port = ANY(%s) AND state <> 'idle'",
+        (ports,),
+    ).fetchone()
+    count = row[0] if row else 0
+    return count if isinstance(count, int) else 0
+
+
+async def _sample_pool(settings: Settings, pid: int, phase: Phase, stop: asyncio.Event) -> None:
+    """How many of the API's pooled connections are busy, every 0.1 s."""
+    api = psutil.Process(pid)
+    port = int(conninfo_to_dict(settings.database_url).get("port") or 5432)
+    with connect(settings.database_url) as conn:
+        conn.autocommit = True
+        while not stop.is_set():
+            busy = await asyncio.to_thread(_busy_connections, conn, api, port)
+            phase.add(phase.busy_connections, busy)
+            await asyncio.sleep(0.1)
+
+
 async def _measure(
     settings: Settings, api_pid: int, seconds: float, flood_cmd: list[str], phase: Phase
 ) -> None:
@@ -115,6 +146,7 @@ async def _measure(
             _follow(root.replace("http", "ws") + "/ws", list(settings.symbols), phase, stop)
         ),
         asyncio.create_task(_sample_rss(api_pid, phase, stop)),
+        asyncio.create_task(_sample_pool(settings, api_pid, phase, stop)),
     ]
     quiet = CpuMeter({"API": pids(api_pid)})
     quiet.start()
@@ -142,18 +174,25 @@ async def _measure(
         raise RuntimeError(f"the flood client exited with {flooder.returncode}")
 
 
-def _has_history(root: str, symbol: str) -> bool:
+def _caught_up(root: str, symbols: list[str]) -> bool:
+    """The first hour is served and every symbol's newest stored second is live: the history
+    the producer started with has gone through Kafka, so live frames are live ones."""
     try:
-        response = httpx.get(f"{root}{_history_paths(symbol)[0]}", timeout=5)
+        history = httpx.get(f"{root}{_history_paths(symbols[0])[0]}", timeout=5)
+        listed = httpx.get(f"{root}/api/v1/symbols", timeout=5)
     except httpx.HTTPError:
         return False
-    return response.status_code == 200 and len(response.json()) >= 50
+    if history.status_code != 200 or len(history.json()) < 50 or listed.status_code != 200:
+        return False
+    newest = {s["symbol"]: s["lastTime"] for s in listed.json()}
+    now_ms = time.time() * 1000
+    return all(now_ms - newest.get(s, 0) < CAUGHT_UP_MS for s in symbols)
 
 
 @contextmanager
 def _pipeline(base: Settings, options: RunOptions) -> Iterator[tuple[Settings, Stage]]:
     """Producer (simulated, live, its first hour as history), inserter, minute job and the API
-    with its shipped bounds; yields once the first hour of 1m candles is served."""
+    with its shipped bounds; yields once the first hour is stored and every symbol is live."""
     names = sim.symbols(SYMBOLS)
     with scratch_settings(base, options.flavour, "b8", symbols=names, source="sim") as settings:
         settings = replace(settings, api_port=free_port())
@@ -172,9 +211,9 @@ def _pipeline(base: Settings, options: RunOptions) -> Iterator[tuple[Settings, S
             )
             root = f"http://127.0.0.1:{settings.api_port}"
             deadline = time.monotonic() + 120
-            while not _has_history(root, names[0]):
+            while not _caught_up(root, list(names)):
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"no hour of history within 120 s:\n{stages[0].tail()}")
+                    raise RuntimeError(f"history not caught up within 120 s:\n{stages[0].tail()}")
                 time.sleep(0.5)
             yield settings, stages[2]
         finally:
@@ -261,6 +300,16 @@ def _figures(
             for name, groups in phase.cpu.items()
         )
         + f" (load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())})"
+    )
+    busy = phase.busy_connections
+    out.note(
+        f"the API's database connections busy (pool of at most {ApiConfig().pool_max_size}), "
+        "sampled every 0.1 s, mean / max: "
+        + "; ".join(
+            f"{name} {sum(busy[name]) / len(busy[name]):.1f} / {max(busy[name]):.0f}"
+            for name in (QUIET, FLOOD)
+            if busy.get(name)
+        )
     )
     counts, rest_ms = flood_result["counts"], flood_result["rest_ms"]
     per_kind = {

@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 REST_WORKERS = 16
+CHURN_MARGIN = 5  # messages a second under the per-socket rate that the churning sockets keep
 BURST = 60  # messages sent at once by a socket meant to break the per-socket rate
 
 
@@ -96,25 +97,28 @@ async def _drain(ws: ClientConnection) -> None:
 async def _churn(
     url: str, symbols: list[str], per_second: int, until: float, tally: Counter[str]
 ) -> None:
-    """Subscribe and unsubscribe in a loop, just within the per-socket rate."""
-    ws = await _open(url, tally)
-    if ws is None:
-        return
-    reader = asyncio.create_task(_drain(ws))
-    pause = 1.0 / max(1, per_second - 2)
-    try:
-        for symbol in itertools.cycle(symbols):
-            if time.monotonic() >= until:
-                break
-            for op in ("subscribe", "unsubscribe"):
-                await ws.send(_op(op, symbol))
-                tally["churn messages"] += 1
-                await asyncio.sleep(pause)
-    except ConnectionClosed as exc:
-        tally[f"churn socket closed, code {exc.rcvd.code if exc.rcvd else 'none'}"] += 1
-    finally:
-        reader.cancel()
-        await ws.close()
+    """Subscribe and unsubscribe in a loop, a few messages a second under the per-socket rate
+    (a socket closed anyway, when its sends bunch up on a busy box, is opened again)."""
+    pause = 1.0 / max(1, per_second - CHURN_MARGIN)
+    names = itertools.cycle(symbols)
+    while time.monotonic() < until:
+        ws = await _open(url, tally)
+        if ws is None:
+            await asyncio.sleep(0.1)
+            continue
+        reader = asyncio.create_task(_drain(ws))
+        try:
+            while time.monotonic() < until:
+                symbol = next(names)
+                for op in ("subscribe", "unsubscribe"):
+                    await ws.send(_op(op, symbol))
+                    tally["churn messages"] += 1
+                    await asyncio.sleep(pause)
+        except ConnectionClosed as exc:
+            tally[f"churn socket closed, code {exc.rcvd.code if exc.rcvd else 'none'}"] += 1
+        finally:
+            reader.cancel()
+            await ws.close()
 
 
 async def _burst(url: str, symbols: list[str], until: float, tally: Counter[str]) -> None:
