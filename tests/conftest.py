@@ -144,3 +144,12 @@ def archive_settings(
         retention_1s="100 years",
         retention_aggregates="100 years",
     )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """Keep each phase's report on the test item (`rep_setup`, `rep_call`): fixtures that show
+    logs or screenshots of failed tests read it in their teardown."""
+    report = yield
+    setattr(item, f"rep_{call.when}", report)
+    return report

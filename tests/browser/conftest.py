@@ -309,11 +309,3 @@ def phone_page(
         has_touch=True,
     ) as view:
         yield view
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
-    """Keep each phase's report on the test item, for the page fixture's teardown."""
-    report = yield
-    setattr(item, f"rep_{call.when}", report)
-    return report

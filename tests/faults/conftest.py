@@ -87,10 +87,13 @@ def scenario(
 
 
 @pytest.fixture
-def stages(tmp_path: Path) -> Iterator[Stages]:
+def stages(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stages]:
     """The scenario's processes; killed at the end, their logs printed when the test fails."""
     with Stages(tmp_path) as running:
         yield running
+        call = getattr(request.node, "rep_call", None)  # kept by tests/conftest.py
+        if call is not None and call.failed:
+            running.print_logs()
 
 
 @dataclass(frozen=True)

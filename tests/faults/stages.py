@@ -164,8 +164,12 @@ class Stages:
                 stage.proc.kill()
                 stage.proc.wait(10)
         if exc is not None:
-            for stage in self.all:
-                print(f"==== {stage.name} ({stage.log_path}) ====\n{stage.tail(40)}")
+            self.print_logs()
+
+    def print_logs(self) -> None:
+        """Each stage's last lines, for the report of a failed scenario."""
+        for stage in self.all:
+            print(f"==== {stage.name} ({stage.log_path}) ====\n{stage.tail(40)}")
 
 
 def assert_alive(*running: Stage) -> None:
