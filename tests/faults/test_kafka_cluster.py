@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import ConfigResource
+from confluent_kafka.admin._metadata import TopicMetadata
 
 from cryptochart.core.settings import Settings
 from cryptochart.core.topics import replication
@@ -96,7 +97,15 @@ def test_a_folder_keeps_its_number_of_brokers(base_settings: Settings, tmp_path:
 def replicas(bootstrap: str, topics: list[str]) -> dict[str, tuple[set[int], str]]:
     """Per topic: the replica counts of its partitions and its min.insync.replicas."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    metadata = admin.list_topics(timeout=10).topics
+    metadata: dict[str, TopicMetadata] = {}
+
+    def known() -> bool:
+        # A new topic reaches a broker's metadata a moment after the controller made it.
+        metadata.clear()
+        metadata.update(admin.list_topics(timeout=10).topics)
+        return metadata.keys() >= set(topics)
+
+    poll_until(known, 30, f"the brokers to know {topics}")
     resources = [ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics]
     configs = {r.name: f.result(10) for r, f in admin.describe_configs(resources).items()}
     return {
