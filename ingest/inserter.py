@@ -2,11 +2,8 @@
 
 A batch is whatever arrived within ``insert_batch_seconds`` (or ``insert_batch_rows``). It is
 COPYed into a staging table and upserted on (symbol, open_time) in one transaction together with
-its checkpoints; only after that commit are its Kafka offsets committed. A crash anywhere means
-the batch is delivered again, and the upsert makes the second delivery harmless. One thread
-writes while the consumer's thread takes and decodes the next batch; a batch is handed to the
-writer only once the one before it has committed (so the latest kline of a key wins), and a
-revoked partition's batch in flight is committed before the partition goes. The same consumer
+its checkpoints; only after that commit are the Kafka offsets committed. A crash anywhere means
+the batch is delivered again, and the upsert makes the second delivery harmless. The same consumer
 reads the compacted instruments topic and upserts each symbol's tick and lot size into
 ``symbol_info`` before the batch's klines, so they too are stored before their offsets commit.
 """
@@ -19,8 +16,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
 import msgspec
 import psycopg
@@ -92,25 +87,6 @@ def write_instruments(conn: psycopg.Connection[Row], instruments: Sequence[Instr
         )
 
 
-def offsets(messages: Sequence[Message]) -> list[TopicPartition]:
-    """The offsets to commit once ``messages`` are stored: after the last of each partition."""
-    last: dict[tuple[str, int], int] = {}
-    for msg in messages:
-        if msg.error() is None:
-            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-            if topic is not None and partition is not None and offset is not None:
-                last[topic, partition] = max(offset, last.get((topic, partition), -1))
-    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
-
-
-@dataclass
-class InFlight:
-    """A batch handed to the writer: its future (the rows to set aside) and its messages."""
-
-    written: Future[list[Rejected]]
-    messages: list[Message]
-
-
 def is_fatal(err: KafkaError) -> bool:
     """A consumer error it cannot recover from, e.g. fenced by another inserter with the same
     instance id: librdkafka flags some as fatal and reports others with the code _FATAL."""
@@ -147,9 +123,6 @@ class KlineInserter:
             }
         )
         self._dead_letters = Producer({"bootstrap.servers": settings.kafka_bootstrap, **RECONNECT})
-        # The writer: the only thread using the database connection.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inserter-writer")
-        self._in_flight: InFlight | None = None
 
     def run(self) -> None:
         """Consume and write until ``stop`` is set; then commit what was written and leave."""
@@ -165,20 +138,15 @@ class KlineInserter:
         try:
             while not self.stop.is_set():
                 self.step()
-            self._settle()
         finally:
-            self._abandon()
             with contextlib.suppress(KafkaException):  # closing a fenced member fails too
                 self._consumer.close()
             self._dead_letters.flush(10)
-            self._writer.shutdown()
             if self._conn is not None:
                 self._conn.close()
 
     def step(self) -> int:
-        """One batch: consume and decode it while the batch before is written, then settle that
-        one (set aside its refused rows, commit its offsets) and hand this one to the writer.
-        Returns the klines handed over."""
+        """One batch: consume, write, commit offsets. Returns the klines written."""
         messages = self._consumer.consume(
             num_messages=self.settings.insert_batch_rows,
             timeout=self.settings.insert_batch_seconds,
@@ -186,32 +154,12 @@ class KlineInserter:
         if self._fatal is not None:
             raise KafkaException(self._fatal)
         batch, instruments = self._decode(messages)
-        self._settle()
         if batch or instruments:
-            written = self._writer.submit(self._write_until_done, batch, instruments)
-            self._in_flight = InFlight(written, messages)
-        elif messages:
-            self._commit_until_done(offsets(messages))
+            self._write_until_done(batch, messages, instruments)
+        if messages:
+            self._commit_until_done()
         self.counts["batches"] += bool(messages)
         return len(batch)
-
-    def _settle(self) -> None:
-        """Wait for the batch in flight to commit; then dead-letter what it refused and commit
-        its offsets. The writer's errors (stopped while the database was away) surface here."""
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is None:
-            return
-        for seq, kind, detail in in_flight.written.result():
-            self._dead_letter(in_flight.messages[seq], kind, ValueError(detail))
-        self._commit_until_done(offsets(in_flight.messages))
-
-    def _abandon(self) -> None:
-        """Leaving on an error: let the batch in flight finish or give up (it stops retrying once
-        ``stop`` is set); its offsets stay uncommitted, so it is delivered again."""
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is not None:
-            self.stop.set()
-            in_flight.written.exception()
 
     def _kafka_error(self, err: KafkaError) -> None:
         if is_fatal(err):
@@ -224,9 +172,6 @@ class KlineInserter:
         log.info("inserter owns partitions %s", sorted(self.partitions))
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # The batch in flight may hold their klines: stored and committed before they move, so
-        # their next owner never writes a newer kline that this batch would then overwrite.
-        self._settle()
         self.partitions -= self._klines_partitions(partitions)
 
     def _klines_partitions(self, partitions: list[TopicPartition]) -> set[int]:
@@ -321,21 +266,25 @@ class KlineInserter:
         self._dead_letters.poll(0)
 
     def _write_until_done(
-        self, batch: StagedBatch, instruments: Sequence[tuple[int, Instrument]] = ()
-    ) -> list[Rejected]:
-        """Write the batch (in the writer thread), retrying while the database is away or
-        refuses; rows it can never take (bad values) are found by halving the batch. Returns the
-        rows to set aside."""
+        self,
+        batch: StagedBatch,
+        messages: list[Message],
+        instruments: Sequence[tuple[int, Instrument]] = (),
+    ) -> None:
+        """Write the batch, retrying while the database is away or refuses; rows it can never
+        take (bad values) are found by halving the batch and go to the dead-letter topic."""
         # A short cap: once the database is back, the backlog lands within seconds.
         backoff = Backoff(initial=0.2, maximum=2.0)
         while True:
             try:
-                rejected = self._write_instruments(instruments) if instruments else []
+                if instruments:
+                    self._write_instruments(instruments, messages)
                 if batch:
-                    rejected += self._write_isolating(batch)
+                    for seq, kind, detail in self._write_isolating(batch):
+                        self._dead_letter(messages[seq], kind, ValueError(detail))
                 if backoff.failures:
                     log.info("database is back; batch of %d written", len(batch))
-                return rejected
+                return
             except RETRYABLE as exc:
                 if isinstance(exc, psycopg.OperationalError):
                     self._drop_connection()
@@ -349,19 +298,18 @@ class KlineInserter:
             self.counts["db_retries"] += 1
             backoff.wait(self.stop)
 
-    def _write_instruments(self, instruments: Sequence[tuple[int, Instrument]]) -> list[Rejected]:
+    def _write_instruments(
+        self, instruments: Sequence[tuple[int, Instrument]], messages: list[Message]
+    ) -> None:
         try:
             write_instruments(self._connection(), [i for _, i in instruments])
             self.counts["instruments"] += len(instruments)
-            return []
         except UNWRITABLE:
-            rejected: list[Rejected] = []
             for seq, instrument in instruments:  # one at a time: set aside only the refused
                 try:
                     write_instruments(self._connection(), [instrument])
                 except UNWRITABLE as exc:
-                    rejected.append((seq, "unwritable", str(exc)))
-            return rejected
+                    self._dead_letter(messages[seq], "unwritable", exc)
 
     def _write_isolating(self, batch: StagedBatch) -> list[Rejected]:
         """Write the batch; when the table refuses it, halve it until the refused rows are
@@ -393,13 +341,11 @@ class KlineInserter:
             return self._write_isolating(staging_rows([(seq, kline)]))
         return [(seq, "unwritable", str(exc))]
 
-    def _commit_until_done(self, committed: list[TopicPartition]) -> None:
-        if not committed:
-            return
+    def _commit_until_done(self) -> None:
         backoff = Backoff(initial=0.2, maximum=5.0)
         while True:
             try:
-                self._consumer.commit(offsets=committed, asynchronous=False)
+                self._consumer.commit(asynchronous=False)
                 return
             except KafkaException as exc:
                 if exc.args and is_fatal(exc.args[0]):
