@@ -147,6 +147,17 @@ def timescaledb_readable(owner: Conn) -> set[str]:
 @pytest.mark.parametrize("role", READERS)
 def test_catalogue_grants_reading_the_documented_relations_only(owner: Conn, role: str) -> None:
     expected = {(f"public.{r}", "SELECT") for r in DOCUMENTED} | {("schema public", "USAGE")}
+    if role == "cryptochart_api":  # the history cache's signal (migration 0011): four columns
+        expected |= {("public.ingest_checkpoint (columns)", "SELECT/INSERT/UPDATE")}
+        columns = owner.execute(
+            "SELECT column_name::text, privilege_type::text"
+            " FROM information_schema.column_privileges"
+            " WHERE grantee = %s AND table_name = 'ingest_checkpoint'",
+            (role,),
+        ).fetchall()
+        assert set(columns) == {
+            (c, "SELECT") for c in ("symbol", "first_open_time", "last_open_time", "aggregated_at")
+        }
     held = granted(owner, role)
     extension = {(obj, privilege) for obj, privilege in held if not obj.startswith("public.")}
     extension -= {("schema public", "USAGE")}
