@@ -195,8 +195,15 @@ def test_declared_sizes_reach_the_api(pipeline: Settings) -> None:
     stored = stored_sizes(pipeline, symbols)
     for symbol in symbols:
         assert stored[symbol][:2] == (declared[symbol].tick_size, declared[symbol].lot_size)
+    listed: dict[str, dict[str, str]] = {}
     with serve(pipeline) as api:
-        listed = {r["symbol"]: r for r in httpx.get(f"{api.url}/api/v1/symbols").json()}
+
+        def both_listed() -> bool:
+            # The symbols' klines may still be on their way to kline_1s.
+            listed.update({r["symbol"]: r for r in httpx.get(f"{api.url}/api/v1/symbols").json()})
+            return listed.keys() >= set(symbols)
+
+        wait_for(both_listed, 60, "both symbols listed by the API")
     for symbol in symbols:
         assert listed[symbol]["tickSize"] == format(declared[symbol].tick_size.normalize(), "f")
         assert listed[symbol]["lotSize"] == format(declared[symbol].lot_size.normalize(), "f")
