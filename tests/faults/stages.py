@@ -149,6 +149,28 @@ class Stages:
         argv = [sys.executable, "-m", module, *args]
         return self.add(Stage(name, argv, settings_env(settings), self.log_dir)).start()
 
+    def feed(
+        self,
+        settings: Settings,
+        symbols: Sequence[str],
+        seed: int,
+        start_ms: int,
+        count: int,
+        speed: float,
+    ) -> Stage:
+        """``tests.faults.feed``: ``count`` seconds of the simulated klines of ``symbols`` from
+        ``start_ms``, published at ``speed`` exchange seconds per wall-clock second."""
+        return self.module(
+            "feed",
+            settings,
+            "tests.faults.feed",
+            f"--symbols={','.join(symbols)}",
+            f"--seed={seed}",
+            f"--start-ms={start_ms}",
+            f"--count={count}",
+            f"--speed={speed}",
+        )
+
     def __enter__(self) -> Self:
         return self
 
@@ -163,8 +185,6 @@ class Stages:
                 assert stage.proc is not None
                 stage.proc.kill()
                 stage.proc.wait(10)
-        if exc is not None:
-            self.print_logs()
 
     def print_logs(self) -> None:
         """Each stage's last lines, for the report of a failed scenario."""

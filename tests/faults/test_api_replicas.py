@@ -126,16 +126,7 @@ def run_failover(
         await_ready(stage, api)
     urls = [api for _, api in replicas]
 
-    feed = stages.module(
-        "feed",
-        settings,
-        "tests.faults.feed",
-        f"--symbols={','.join(SYMBOLS)}",
-        f"--seed={SEED}",
-        f"--start-ms={start}",
-        f"--count={count}",
-        f"--speed={speed}",
-    )
+    feed = stages.feed(settings, SYMBOLS, SEED, start, count, speed)
     # Some history first, as a page opened on a running product finds.
     poll_until(lambda: count_rows(url, "kline_1s", SYMBOLS) >= 5 * len(SYMBOLS), 30, "some history")
     views = [(s, i) for s in SYMBOLS for i in INTERVALS for _ in range(pages_per_view)]

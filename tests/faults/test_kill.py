@@ -50,16 +50,7 @@ class Feed:
     seed: int = 7
 
     def start(self, stages: Stages, settings: Settings, start_ms: int) -> Stage:
-        return stages.module(
-            "feed",
-            settings,
-            "tests.faults.feed",
-            f"--symbols={','.join(self.symbols)}",
-            f"--seed={self.seed}",
-            f"--start-ms={start_ms}",
-            f"--count={self.count}",
-            f"--speed={self.speed}",
-        )
+        return stages.feed(settings, self.symbols, self.seed, start_ms, self.count, self.speed)
 
     @property
     def seconds(self) -> float:

@@ -47,16 +47,7 @@ def test_one_minute_job_works_and_a_standby_takes_over(scenario: Scenario, stage
     poll_until(log_shows(standby, "minute job standing by"), 30, "the second job to stand by")
     assert holds(url, working), holder(url)
 
-    feed = stages.module(
-        "feed",
-        settings,
-        "tests.faults.feed",
-        f"--symbols={','.join(SYMBOLS)}",
-        f"--seed={SEED}",
-        f"--start-ms={start}",
-        f"--count={COUNT}",
-        f"--speed={SPEED}",
-    )
+    feed = stages.feed(settings, SYMBOLS, SEED, start, COUNT, SPEED)
     progress = partial(aggregated_checkpoints, url)
     rng = random.Random(KILLS)
     takeovers: list[float] = []
