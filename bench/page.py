@@ -32,6 +32,7 @@ from playwright.sync_api import (
 )
 
 from bench import klines as sim
+from bench.chromium import CHROMIUM, CHROMIUM_ARGS
 from bench.history_api import fill_day
 from bench.live_api import free_port, wait_ready
 from bench.processes import spawn
@@ -44,16 +45,6 @@ from cryptochart.ingest.producer import KlineProducer
 
 TARGET_LOAD_P50_MS = 300.0
 TARGET_HEAP_MB = 150.0
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT: ViewportSize = {"width": 1400, "height": 850}
 FIRST_CANDLE = "cryptochart:first-candle"
 HISTORY_MINUTES = 1_000  # one full page of 1m candles, what the page asks for first

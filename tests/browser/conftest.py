@@ -29,6 +29,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from bench.chromium import CHROMIUM, CHROMIUM_ARGS
 from cryptochart.core.settings import Settings
 from tests.api_server import free_port
 from tests.conftest import provisioned
@@ -37,16 +38,6 @@ from tests.pipeline import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 DIST = ROOT / "frontend" / "dist"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # What the simulated producer streams: an hour of history, then live seconds.
 SIM_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
 HISTORY_SECONDS = 3600
