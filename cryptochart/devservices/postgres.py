@@ -14,6 +14,7 @@ import pwd
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import quote
 
 import psycopg
@@ -44,12 +45,16 @@ SERVER_CONF = "cryptochart.conf"  # settings that follow what is installed (Time
 
 
 @dataclass(frozen=True)
-class LocalPostgres:
+class ClusterFolder:
+    """A local cluster's folder under the data directory (``folder``): its data files, server log
+    and libpq password file (mode 0600)."""
+
+    folder: ClassVar[str]
     settings: Settings
 
     @property
     def root(self) -> Path:
-        return self.settings.data_dir / "pg"
+        return self.settings.data_dir / self.folder
 
     @property
     def cluster(self) -> Path:
@@ -61,8 +66,14 @@ class LocalPostgres:
 
     @property
     def password_file(self) -> Path:
-        """The libpq password file holding every local role's password (mode 0600)."""
         return self.root / "pgpass"
+
+
+@dataclass(frozen=True)
+class LocalPostgres(ClusterFolder):
+    """The primary; its password file holds every local role's password."""
+
+    folder = "pg"
 
     @property
     def managed(self) -> bool:

@@ -20,10 +20,10 @@ from urllib.parse import quote
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from cryptochart.core.settings import Settings
 from cryptochart.devservices.pg_auth import OWNER, PasswordFile
 from cryptochart.devservices.postgres import (
     SERVER_CONF,
+    ClusterFolder,
     LocalPostgres,
     as_owner,
     give_to_owner,
@@ -44,29 +44,15 @@ REPLICA_CONF = "cryptochart-replica.conf"  # the settings that make the copy a s
 
 
 @dataclass(frozen=True)
-class LocalReplica:
-    settings: Settings
+class LocalReplica(ClusterFolder):
+    """A streaming replica of the primary; its password file names the replica's port with the
+    primary's passwords."""
+
+    folder = "pg-replica"
 
     @property
     def primary(self) -> LocalPostgres:
         return LocalPostgres(self.settings)
-
-    @property
-    def root(self) -> Path:
-        return self.settings.data_dir / "pg-replica"
-
-    @property
-    def cluster(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def log_file(self) -> Path:
-        return self.root / "postgres.log"
-
-    @property
-    def password_file(self) -> Path:
-        """The libpq password file of the replica's port (mode 0600): the primary's passwords."""
-        return self.root / "pgpass"
 
     @property
     def managed(self) -> bool:
