@@ -103,11 +103,17 @@ class PageRequest:
 Render = Callable[[list[PageRow]], bytes]
 
 
+def page_end(request: PageRequest) -> int:
+    """The open time just past the page's last possible candle (its ``end`` bucket included)."""
+    interval = INTERVALS[request.interval]
+    end = request.end
+    return history.END_OF_TIME if end is None else floor_to(end, interval) + interval.ms
+
+
 def depends_on(request: PageRequest, page: list[PageRow]) -> tuple[int, int]:
     """The open times [lo, hi) whose 1s klines make the page: a write elsewhere leaves it as is."""
     interval = INTERVALS[request.interval]
-    end = request.end
-    hi = history.END_OF_TIME if end is None else floor_to(end, interval) + interval.ms
+    hi = page_end(request)
     full = len(page) == request.limit
     if request.start is not None:
         lo = ceil_to(request.start, interval)
@@ -167,10 +173,10 @@ class HistoryCache:
         """The newest ``limit`` candles up to ``end`` as the final page before the newest
         materialised bucket and the rows from it on; None when the page holds no such bucket."""
         interval = INTERVALS[request.interval]
-        end = request.end
-        hi = history.END_OF_TIME if end is None else floor_to(end, interval) + interval.ms
         async with self.pool.connection() as conn:
-            found = await history.newest_head(conn, interval, request.symbol, hi, request.limit)
+            found = await history.newest_head(
+                conn, interval, request.symbol, page_end(request), request.limit
+            )
         if found is None:
             return None
         newest, head = found
