@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from litestar import MediaType, Response, Router, get
+from litestar import MediaType, Response, Router, get, head
+from litestar.handlers import HTTPRouteHandler
+from litestar.response import File
 from litestar.static_files import create_static_files_router
 
 BUILD_COMMAND = "cd frontend && npm ci && npm run build"
@@ -44,7 +46,7 @@ def frontend_router(dist: Path) -> Router:
     """``dist`` served at ``/`` (index.html for ``/``), if it has been built."""
     if not (dist / "index.html").is_file():
         return Router(path="/", route_handlers=[frontend_missing])
-    return create_static_files_router(
+    router = create_static_files_router(
         path="/",
         directories=[dist],
         html_mode=True,
@@ -52,6 +54,18 @@ def frontend_router(dist: Path) -> Router:
         include_in_schema=False,
         after_request=_with_page_policy,
     )
+    router.register(_index_head(dist / "index.html"))  # the static router answers GET / only
+    return router
+
+
+def _index_head(index: Path) -> HTTPRouteHandler:
+    """``HEAD /``: the page's headers without its body (uptime checks, ``curl -I``)."""
+
+    @head("/", name="frontend/index-head", include_in_schema=False)
+    async def index_head() -> File:
+        return File(index, filename=index.name, media_type=MediaType.HTML)
+
+    return index_head
 
 
 async def _with_page_policy(response: Response[object]) -> Response[object]:

@@ -451,6 +451,13 @@ def test_frontend_page(settings: Settings, tmp_path: Path) -> None:
     assert page.text == "<title>chart</title>"
     assert built.get("/app.js").text == "console.log(1)"
     assert built.get("/health").json() == {"status": "ok"}
+    for path in ("/", "/app.js"):  # HEAD: the same headers, no body (uptime checks, curl -I)
+        headers_only = built.head(path)
+        assert headers_only.status_code == 200 and headers_only.content == b""
+        got = built.get(path)
+        for name in ("content-length", "content-security-policy"):
+            assert headers_only.headers[name] == got.headers[name], name
+    assert built.head("/").headers["content-type"].startswith("text/html")
     policy = page.headers["content-security-policy"]
     assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
     for response in (page, built.get("/health"), built.get("/api/v1/klines")):
