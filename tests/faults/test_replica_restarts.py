@@ -21,6 +21,7 @@ from cryptochart.devservices.replica import LocalReplica
 from cryptochart.ingest.minute_job import MinuteJob
 from cryptochart.ingest.producer import KlineProducer
 from tests.api_server import TEST_CONFIG, ApiServer, serve
+from tests.faults.stored import assert_final_levels, assert_landed_exactly
 from tests.pipeline import read_dump, renamed, running_inserter, wait_for, wait_rows
 from tests.replicated import (
     CAUGHT_UP,
@@ -137,6 +138,13 @@ def test_replica_restarts_while_klines_stream(
             MinuteJob(history).run_once(conn)
         expected = answers(primary_api)
         wait_for(lambda: answers(api) == expected, CAUGHT_UP, "the standby's history")
+    # The standby's own tables against the stream itself (not against the primary): every
+    # produced kline exactly once, and every final bucket of every level Python's aggregation.
+    standby = on_replica(history, replica).api_database_url
+    written = stream[:produced]
+    assert_landed_exactly(standby, written, timeout=CAUGHT_UP, levels=[])
+    compared = assert_final_levels(standby, written, len(written) // 60 - 1, ("1m", "5m"))
+    note(f"{history.db_flavour}: streaming: the standby holds {produced} klines, {compared}")
 
 
 def recover(
