@@ -247,6 +247,8 @@ def test_minute_job_role_is_refused_everything_else(stage_db: tuple[Settings, Co
         "INSERT INTO ingest_checkpoint (symbol, first_open_time, last_open_time, rows) "
         "VALUES ('X', now(), now(), 1)",
         "UPDATE ingest_checkpoint SET rows = 0",
+        "UPDATE ingest_checkpoint SET aggregated_at = now()",  # marking: through the function
+        "UPDATE ingest_checkpoint SET first_open_time = now()",
         f"DROP {kind} kline_1m CASCADE",
         f"ALTER {kind} kline_1h RENAME TO mine",
         "GRANT SELECT ON kline_1m TO PUBLIC",
