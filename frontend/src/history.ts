@@ -76,6 +76,9 @@ export class History {
   private olderRetryAt = 0;
   private holeFilling = false;
   private lastHoleFillAt = 0;
+  /** Holes seen and not fetched yet, as one span of bar times (seconds). */
+  private holeSpan: { after: number; before: number } | null = null;
+  private holeTimer: number | undefined;
 
   constructor(private readonly deps: HistoryDeps) {}
 
@@ -106,6 +109,8 @@ export class History {
     const generation = ++this.generation;
     const { symbol, interval } = this;
     clock.clearTimeout(this.retryTimer);
+    clock.clearTimeout(this.holeTimer);
+    this.holeSpan = null; // holes of the view before
     live.interval = interval;
     live.tickSize = this.deps.tickSize(symbol);
     live.hold();
@@ -194,34 +199,53 @@ export class History {
 
   /**
    * A live bar arrived more than one interval after the newest one: fetch the bars in between,
-   * once. Quiet markets may really have no bar there, so an empty answer is left alone.
+   * once. Quiet markets may really have no bar there, so an empty answer is left alone. Fills
+   * are spaced out: holes seen while one is on its way, or soon after, wait and are fetched
+   * together as one span (never forgotten).
    */
   fillHole(afterTime: number, beforeTime: number): void {
+    const { clock } = this.deps;
+    const span = this.holeSpan;
+    this.holeSpan = {
+      after: Math.min(afterTime, span?.after ?? afterTime),
+      before: Math.max(beforeTime, span?.before ?? beforeTime),
+    };
+    if (this.holeFilling) return; // the fill on its way schedules the next one when it ends
+    clock.clearTimeout(this.holeTimer);
+    const spacing = this.lastHoleFillAt + HOLE_FILL_SPACING_MS - clock.now();
+    this.holeTimer = clock.setTimeout(
+      () => void this.fillHoles(),
+      Math.max(HOLE_FILL_DELAY_MS, spacing),
+    );
+  }
+
+  private async fillHoles(): Promise<void> {
     const { clock, store, chart, events } = this.deps;
-    if (this.holeFilling || clock.now() - this.lastHoleFillAt < HOLE_FILL_SPACING_MS) return;
+    const span = this.holeSpan;
+    if (span === null) return;
+    this.holeSpan = null;
     this.holeFilling = true;
     this.lastHoleFillAt = clock.now();
     const generation = this.generation;
     const { symbol, interval } = this;
-    const fill = async (): Promise<void> => {
-      try {
-        const klines = await this.deps.fetchKlines(symbol, interval, {
-          startTime: afterTime * 1000 + INTERVAL_MS[interval],
-          endTime: beforeTime * 1000 - 1,
-          limit: KLINES_MAX_LIMIT,
-        });
-        const missing = klines.map(barFromKline).filter((b) => store.at(b.time) === undefined);
-        if (generation === this.generation && store.merge(missing) > 0) {
-          chart.setAll(store.bars);
-          events.counted();
-        }
-      } catch {
-        // The gap stays; the next reconnect or reload fills it.
-      } finally {
-        this.holeFilling = false;
+    try {
+      const klines = await this.deps.fetchKlines(symbol, interval, {
+        startTime: span.after * 1000 + INTERVAL_MS[interval],
+        endTime: span.before * 1000 - 1,
+        limit: KLINES_MAX_LIMIT,
+      });
+      const missing = klines.map(barFromKline).filter((b) => store.at(b.time) === undefined);
+      if (generation === this.generation && store.merge(missing) > 0) {
+        chart.setAll(store.bars);
+        events.counted();
       }
-    };
-    clock.setTimeout(() => void fill(), HOLE_FILL_DELAY_MS);
+    } catch {
+      // The gap stays; the next reconnect or reload fills it.
+    } finally {
+      this.holeFilling = false;
+    }
+    const next = this.holeSpan as { after: number; before: number } | null;
+    if (next !== null) this.fillHole(next.after, next.before);
   }
 
   /** Scrolled near the oldest bar: prepend the page before it. */

@@ -345,16 +345,60 @@ test("a live bar after a hole fetches the bars in between once, 1.5 s later", as
   assert.deepEqual(times(chart.bars), times(store.bars));
   assert.equal(log.counted, counted + 1);
 
-  // Another hole within 5 s of the last fill is left alone; after that it is filled again.
+  // Holes within 5 s of the last fill wait for those 5 s, and are then fetched together.
+  api.klines = series(NOW - 999 * MINUTE, 1_009);
   live.apply(kline(NOW + 6 * MINUTE));
   clock.advance(HOLE_FILL_DELAY_MS);
   await settle();
   assert.equal(api.calls.length, 2);
-  clock.advance(5_000);
   live.apply(kline(NOW + 8 * MINUTE));
+  clock.advance(5_000 - 2 * HOLE_FILL_DELAY_MS);
+  await settle();
+  assert.equal(api.calls.length, 2, "not before 5 s since the last fill");
   clock.advance(HOLE_FILL_DELAY_MS);
   await settle();
-  assert.equal(api.calls.length, 3);
+  assert.deepEqual(
+    api.calls.slice(2).map((c) => c.query),
+    [{ startTime: NOW + 5 * MINUTE, endTime: NOW + 8 * MINUTE - 1, limit: KLINES_MAX_LIMIT }],
+  );
+  assert.ok(contiguous(store.bars, 60), "both holes filled");
+  assert.equal(store.last?.time, (NOW + 8 * MINUTE) / 1000);
+});
+
+test("a hole seen while a fill is on its way is fetched after it, not forgotten", async () => {
+  const { clock, api, store, history, live } = setup(series(NOW - 999 * MINUTE, 1_000));
+  await history.open("BTCUSDT", "1m");
+  api.klines = series(NOW - 999 * MINUTE, 1_008);
+  live.apply(kline(NOW + 3 * MINUTE));
+  api.pause();
+  clock.advance(HOLE_FILL_DELAY_MS);
+  await settle();
+  assert.equal(api.calls.length, 2);
+  live.apply(kline(NOW + 7 * MINUTE)); // while the first fill is still on its way
+  await api.resume();
+  await settle();
+  clock.advance(5_000);
+  await settle();
+  assert.deepEqual(
+    api.calls.slice(1).map((c) => c.query),
+    [
+      { startTime: NOW + MINUTE, endTime: NOW + 3 * MINUTE - 1, limit: KLINES_MAX_LIMIT },
+      { startTime: NOW + 4 * MINUTE, endTime: NOW + 7 * MINUTE - 1, limit: KLINES_MAX_LIMIT },
+    ],
+  );
+  assert.ok(contiguous(store.bars, 60));
+  assert.equal(store.size, 1_007, "every minute up to the live one, once");
+});
+
+test("a hole of the view before a switch is not fetched for the new one", async () => {
+  const { clock, api, history, live } = setup(series(NOW - 999 * MINUTE, 1_000));
+  await history.open("BTCUSDT", "1m");
+  live.apply(kline(NOW + 3 * MINUTE));
+  await history.open("ETHUSDT", "1m");
+  const calls = api.calls.length;
+  clock.advance(HOLE_FILL_DELAY_MS + 5_000);
+  await settle();
+  assert.equal(api.calls.length, calls);
 });
 
 test("bars dropped for the cap load again when scrolled back to", async () => {
