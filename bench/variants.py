@@ -3,8 +3,9 @@ hot paths the profiles point at, timed in parts and next to candidate changes, i
 a scratch database of the chosen schema flavour (default TimescaleDB). Nothing here changes the
 product; the figures size the proposals in BENCHMARKS.md.
 
-- insert: one inserter batch (5,000 klines of 1,000 symbols) phase by phase, as shipped, and
-  with the changes proposed (decimals kept as text, a larger batch, asynchronous commit).
+- insert: one inserter batch (5,000 klines of 1,000 symbols) phase by phase, as shipped
+  (decimals kept as text, checked in SQL) next to the former path (``Decimal``, binary COPY),
+  each also with asynchronous commit, and shipped write_batch with larger batches.
 - history: one 720-candle page of /api/v1/klines as api.history builds it, and the same rows
   selected as epoch milliseconds and numeric text, or as JSON built by PostgreSQL.
 - minute-job: one run of MinuteJob over two minutes of 1,000 symbols, phase by phase (the roll-up
@@ -38,7 +39,8 @@ from cryptochart.core.kline import decode, encode
 from cryptochart.core.settings import Settings
 from cryptochart.db.migrate import FLAVOURS, Flavour
 from cryptochart.ingest.inserter import staging_rows, write_batch
-from cryptochart.ingest.inserter_sql import COPY_STAGING, CREATE_STAGING, STAGING_TYPES, UPSERT
+from cryptochart.ingest.inserter_sql import COPY_STAGING, CREATE_STAGING, UPSERT
+from cryptochart.ingest.staging import FastPath, StagedBatch
 
 BATCH = 5_000
 
@@ -67,67 +69,52 @@ class Timer:
         return out
 
 
-class TextKline(msgspec.Struct, array_like=True, gc=False):
-    """A Kafka value with the decimals left as the exchange's strings (validated as numbers by
-    PostgreSQL's numeric input instead)."""
+# The staging columns' types for a binary COPY of Decimal rows (the inserter before 2026-12-03).
+_BINARY_TYPES = ("int8", "text", "int8", "int8", *["numeric"] * 6, "int8", "numeric", "numeric")
 
-    symbol: str
-    open_time: int
-    close_time: int
-    open: str
-    high: str
-    low: str
-    close: str
-    volume: str
-    quote_volume: str
-    trades: int
-    taker_buy_base_volume: str
-    taker_buy_quote_volume: str
-    closed: bool = True
-    event_time: int = 0
+Copier = Callable[[psycopg.Copy], None]
 
 
-_text_decode = msgspec.json.Decoder(TextKline).decode
-_TEXT_TYPES = tuple("text" if t == "numeric" else t for t in STAGING_TYPES)
-
-
-def _batch_shipped(conn: Conn, values: Sequence[bytes], timer: Timer, prefix: str) -> None:
+def _batch_decimal(conn: Conn, values: Sequence[bytes], timer: Timer, prefix: str) -> None:
     with timer(f"{prefix}decode (msgspec → Kline, Decimal)"):
-        klines = [(i, decode(v)) for i, v in enumerate(values)]
-    with timer(f"{prefix}staging_rows"):
-        rows = staging_rows(klines)
-    _write(conn, rows, STAGING_TYPES, "FORMAT BINARY", timer, prefix)
+        klines = [decode(v) for v in values]
+    with timer(f"{prefix}rows"):
+        rows = [(i, *msgspec.structs.astuple(k)[:12]) for i, k in enumerate(klines)]
+
+    def copy_rows(copy: psycopg.Copy) -> None:
+        copy.set_types(_BINARY_TYPES)
+        for row in rows:
+            copy.write_row(row)
+
+    _write(conn, copy_rows, " (FORMAT BINARY)", timer, prefix)
 
 
 def _batch_text(conn: Conn, values: Sequence[bytes], timer: Timer, prefix: str) -> None:
-    with timer(f"{prefix}decode (decimals as str)"):
-        klines = [_text_decode(v) for v in values]
-    with timer(f"{prefix}rows"):
-        rows = [(i, *msgspec.structs.astuple(k)[:12]) for i, k in enumerate(klines)]
-    _write(conn, rows, _TEXT_TYPES, "FORMAT TEXT", timer, prefix)
+    fast = FastPath()
+    now = time.time_ns() // 1_000_000
+    with timer(f"{prefix}decode (FastPath: decimals as str)"):
+        texts = [fast.decode(v, now) for v in values]
+    with timer(f"{prefix}rows (COPY text lines)"):
+        batch = StagedBatch()
+        for i, (k, v) in enumerate(zip(texts, values, strict=True)):
+            assert k is not None
+            batch.add(i, k, v)
+        payload = batch.payload()
+    _write(conn, lambda copy: copy.write(payload), "", timer, prefix)
 
 
-def _write(
-    conn: Conn,
-    rows: Sequence[tuple[object, ...]],
-    types: Sequence[str],
-    fmt: str,
-    timer: Timer,
-    prefix: str,
-) -> None:
+def _write(conn: Conn, copier: Copier, fmt: str, timer: Timer, prefix: str) -> None:
     # write_batch's statements, with the commit timed on its own
     with conn.cursor() as cur:
         cur.execute(CREATE_STAGING)
-        statement = COPY_STAGING.replace("(FORMAT BINARY)", f"({fmt})")
         with (
-            timer(f"{prefix}COPY into staging ({fmt.split()[1].lower()})"),
-            cur.copy(statement) as copy,
+            timer(f"{prefix}COPY into staging ({'binary' if fmt else 'text'})"),
+            cur.copy(COPY_STAGING + fmt) as copy,
         ):
-            copy.set_types(types)
-            for row in rows:
-                copy.write_row(row)
-        with timer(f"{prefix}UPSERT + checkpoints"):
+            copier(copy)
+        with timer(f"{prefix}UPSERT + checks + checkpoints"):
             cur.execute(UPSERT)
+            cur.fetchall()
     with timer(f"{prefix}COMMIT"):
         conn.commit()
 
@@ -143,8 +130,8 @@ def study_insert(base: Settings, flavour: Flavour) -> None:
     values = [encode(k) for k in klines]
     batches = [values[i : i + BATCH] for i in range(0, len(values), BATCH)]
     runs: list[tuple[str, Callable[[Conn, Sequence[bytes], Timer, str], None]]] = [
-        ("shipped", _batch_shipped),
-        ("decimals as text", _batch_text),
+        ("Decimal, binary COPY (before)", _batch_decimal),
+        ("shipped: decimals as text", _batch_text),
     ]
     with (
         scratch_settings(base, flavour, "variants_insert", symbols=names) as settings,

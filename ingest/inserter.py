@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import msgspec
 import psycopg
@@ -32,16 +32,11 @@ from cryptochart.core.backoff import Backoff
 from cryptochart.core.database import connect
 from cryptochart.core.instrument import Instrument, decode_instrument, validate_instrument
 from cryptochart.core.kafka_clients import RECONNECT
-from cryptochart.core.kline import InvalidKline, Kline, decode, row, validate
+from cryptochart.core.kline import InvalidKline
 from cryptochart.core.settings import Settings
 from cryptochart.ingest import wakeup
-from cryptochart.ingest.inserter_sql import (
-    COPY_STAGING,
-    CREATE_STAGING,
-    STAGING_TYPES,
-    UPSERT,
-    UPSERT_INSTRUMENT,
-)
+from cryptochart.ingest.inserter_sql import COPY_STAGING, CREATE_STAGING, UPSERT, UPSERT_INSTRUMENT
+from cryptochart.ingest.staging import FastPath, StagedBatch, exact, is_clean, staging_rows
 
 log = logging.getLogger(__name__)
 
@@ -58,24 +53,29 @@ RETRYABLE = (
 # A value the table can never take: only the rows carrying it are set aside.
 UNWRITABLE = (psycopg.DataError, psycopg.IntegrityError, OverflowError)
 
+# A row set aside: its position in the consumed batch, the kind and the detail.
+Rejected = tuple[int, str, str]
 
-def staging_rows(klines: Iterable[tuple[int, Kline]]) -> list[Row]:
-    return [(seq, *row(k)) for seq, k in klines]
+__all__ = ["KlineInserter", "staging_rows", "write_batch", "write_instruments"]
 
 
-def write_batch(conn: psycopg.Connection[Row], rows: Sequence[Row]) -> None:
+def write_batch(conn: psycopg.Connection[Row], batch: StagedBatch) -> list[Rejected]:
     """Upsert closed klines and widen their checkpoints, in one transaction; one that writes a
-    minute's last second wakes the minute job when it commits."""
+    minute's last second wakes the minute job when it commits. Returns the rows that break a
+    consistency rule (checked in SQL), which are not written."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(CREATE_STAGING)
         with cur.copy(COPY_STAGING) as copy:
-            copy.set_types(STAGING_TYPES)
-            for row in rows:
-                copy.write_row(row)
+            copy.write(batch.payload())
         cur.execute(UPSERT)
-        closed = wakeup.closed_minute(r[2] for r in rows)  # (seq, symbol, open_time, …)
+        rejected = [
+            (int(str(seq)), str(kind), f"{kind}: {symbol} at {open_time}")
+            for seq, kind, symbol, open_time in cur.fetchall()
+        ]
+        closed = wakeup.closed_minute(batch.open_times)
         if closed is not None:
             wakeup.notify(cur, closed)
+    return rejected
 
 
 def write_instruments(conn: psycopg.Connection[Row], instruments: Sequence[Instrument]) -> None:
@@ -101,6 +101,7 @@ class KlineInserter:
         self.counts: Counter[str] = Counter()
         self.stop = threading.Event()
         self._conn: psycopg.Connection[Row] | None = None
+        self._fast = FastPath()
         self.partitions: set[int] = set()  # the klines topic's partitions this member owns
         self._fatal: KafkaError | None = None
         self._consumer = Consumer(
@@ -152,13 +153,13 @@ class KlineInserter:
         )
         if self._fatal is not None:
             raise KafkaException(self._fatal)
-        klines, instruments = self._decode(messages)
-        if klines or instruments:
-            self._write_until_done(staging_rows(klines), messages, instruments)
+        batch, instruments = self._decode(messages)
+        if batch or instruments:
+            self._write_until_done(batch, messages, instruments)
         if messages:
             self._commit_until_done()
         self.counts["batches"] += bool(messages)
-        return len(klines)
+        return len(batch)
 
     def _kafka_error(self, err: KafkaError) -> None:
         if is_fatal(err):
@@ -177,12 +178,11 @@ class KlineInserter:
         """The klines topic's among ``partitions`` (the instruments topic's are assigned too)."""
         return {p.partition for p in partitions if p.topic == self.settings.klines_topic}
 
-    def _decode(
-        self, messages: list[Message]
-    ) -> tuple[list[tuple[int, Kline]], list[tuple[int, Instrument]]]:
-        klines: list[tuple[int, Kline]] = []
+    def _decode(self, messages: list[Message]) -> tuple[StagedBatch, list[tuple[int, Instrument]]]:
+        batch = StagedBatch()
         instruments: list[tuple[int, Instrument]] = []
         now = time.time_ns() // 1_000_000
+        fast = self._fast
         for seq, msg in enumerate(messages):
             err = msg.error()
             if err is not None:
@@ -196,19 +196,45 @@ class KlineInserter:
                 if instrument is not None:
                     instruments.append((seq, instrument))
                 continue
-            try:
-                kline = validate(decode(msg.value() or b""), now)
-            except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
-                self._dead_letter(msg, "undecodable", exc)
-                continue
-            except InvalidKline as exc:
-                self._dead_letter(msg, exc.kind, exc)
-                continue
-            if kline.closed:
-                klines.append((seq, kline))
+            value = msg.value() or b""
+            text = fast.decode(value, now)
+            if text is not None:
+                batch.add(seq, text, value)
             else:
-                self.counts["in_progress_skipped"] += 1
-        return klines, instruments
+                self._decode_exactly(batch, seq, msg, now)
+        if not is_clean("".join(batch.lines), len(batch)):
+            batch = self._cleaned(batch, messages, now)
+        return batch, instruments
+
+    def _decode_exactly(self, batch: StagedBatch, seq: int, msg: Message, now: int) -> None:
+        """The exact path: stage a valid closed kline, skip one in progress, set aside the rest."""
+        try:
+            kline = exact(msg.value() or b"", now)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
+            self._dead_letter(msg, "undecodable", exc)
+            return
+        except InvalidKline as exc:
+            self._dead_letter(msg, exc.kind, exc)
+            return
+        if kline.closed:
+            batch.add(seq, kline)
+        else:
+            self.counts["in_progress_skipped"] += 1
+
+    def _cleaned(self, batch: StagedBatch, messages: list[Message], now: int) -> StagedBatch:
+        """The batch with every line that would need COPY escaping taken by the exact path."""
+        cleaned = StagedBatch()
+        for seq, line, open_time, value in zip(
+            batch.seqs, batch.lines, batch.open_times, batch.values, strict=True
+        ):
+            if value is None or is_clean(line, 1):
+                cleaned.seqs.append(seq)
+                cleaned.lines.append(line)
+                cleaned.open_times.append(open_time)
+                cleaned.values.append(value)
+            else:
+                self._decode_exactly(cleaned, seq, messages[seq], now)
+        return cleaned
 
     def _instrument(self, msg: Message) -> Instrument | None:
         try:
@@ -241,7 +267,7 @@ class KlineInserter:
 
     def _write_until_done(
         self,
-        rows: list[Row],
+        batch: StagedBatch,
         messages: list[Message],
         instruments: Sequence[tuple[int, Instrument]] = (),
     ) -> None:
@@ -253,10 +279,11 @@ class KlineInserter:
             try:
                 if instruments:
                     self._write_instruments(instruments, messages)
-                if rows:
-                    self._write_isolating(rows, messages)
+                if batch:
+                    for seq, kind, detail in self._write_isolating(batch):
+                        self._dead_letter(messages[seq], kind, ValueError(detail))
                 if backoff.failures:
-                    log.info("database is back; batch of %d written", len(rows))
+                    log.info("database is back; batch of %d written", len(batch))
                 return
             except RETRYABLE as exc:
                 if isinstance(exc, psycopg.OperationalError):
@@ -284,19 +311,35 @@ class KlineInserter:
                 except UNWRITABLE as exc:
                     self._dead_letter(messages[seq], "unwritable", exc)
 
-    def _write_isolating(self, rows: list[Row], messages: list[Message]) -> None:
+    def _write_isolating(self, batch: StagedBatch) -> list[Rejected]:
+        """Write the batch; when the table refuses it, halve it until the refused rows are
+        alone. Returns the rows to set aside (seq, kind, detail)."""
         try:
-            write_batch(self._connection(), rows)
-            self.counts["rows"] += len(rows)
+            rejected = write_batch(self._connection(), batch)
+            self.counts["rows"] += len(batch) - len(rejected)
+            return rejected
         except UNWRITABLE as exc:
-            if len(rows) == 1:
-                seq = rows[0][0]
-                assert isinstance(seq, int)
-                self._dead_letter(messages[seq], "unwritable", exc)
-                return
-            half = len(rows) // 2
-            self._write_isolating(rows[:half], messages)
-            self._write_isolating(rows[half:], messages)
+            if len(batch) == 1:
+                return self._refused(batch, exc)
+            first, second = batch.halves()
+            return self._write_isolating(first) + self._write_isolating(second)
+
+    def _refused(self, batch: StagedBatch, exc: BaseException) -> list[Rejected]:
+        """One row the table refused. A value staged as text goes the exact path, so it is set
+        aside with the kind Python gives it, or written as Python reads it (a spelling of a
+        number PostgreSQL does not read, such as ``1_000``); what is still refused is
+        unwritable."""
+        seq, value = batch.seqs[0], batch.values[0]
+        if value is not None:
+            now = time.time_ns() // 1_000_000
+            try:
+                kline = exact(value, now)
+            except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as error:
+                return [(seq, "undecodable", str(error))]
+            except InvalidKline as error:
+                return [(seq, error.kind, str(error))]
+            return self._write_isolating(staging_rows([(seq, kline)]))
+        return [(seq, "unwritable", str(exc))]
 
     def _commit_until_done(self) -> None:
         backoff = Backoff(initial=0.2, maximum=5.0)
