@@ -359,7 +359,11 @@ def test_roles_write_and_refresh_over_compressed_chunks(stage_db: tuple[Settings
         job.run_once(conn)
     for relation in ("kline_1s", "kline_1m", "kline_1h"):
         owner.execute("SELECT compress_chunk(c) FROM show_chunks(%s) c", (relation,))
-    corrected = msgspec.structs.replace(klines[30], close=klines[30].close + 1, trades=999_999)
+    # A consistent correction (the close stays within the high): an inconsistent one is set aside.
+    close = klines[30].close + 1
+    corrected = msgspec.structs.replace(
+        klines[30], close=close, high=max(klines[30].high, close), trades=999_999
+    )
     with psycopg.connect(settings.inserter_dsn) as conn:
         write_batch(conn, staging_rows([(0, corrected)]))
     with psycopg.connect(settings.minute_job_dsn) as conn:
