@@ -58,6 +58,11 @@ class KlineFeed:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "latest",
+            # Fetch ahead a few batches per partition, not librdkafka's 100,000 messages (up to
+            # 64 MB): the API follows the live end, and a burst behind it (a backfill) would
+            # otherwise sit in its memory (measured: 68 → 536 MB during an hour of 1,000 symbols).
+            "queued.min.messages": 2 * BATCH,
+            "queued.max.messages.kbytes": 2_048,
             "error_cb": self._on_error,
         }
         self.positioned = threading.Event()
