@@ -159,8 +159,11 @@ def soak(base: Settings, options: SoakOptions) -> SoakResult:
         f"excluded, windows of {options.window / 60:g} min; load average at the end: {load}",
         f"`cryptochart run --source sim --symbols {options.symbols}` on {options.flavour}, "
         "its own database and topics; PostgreSQL counts the postmaster, its background "
-        "processes and this database's backends (shared memory counted in each), Kafka the "
-        "broker's JVM (shared with other users of the broker)",
+        "processes and this database's backends (shared memory counted in each; its open files "
+        "without its cache of open table and index files, postgres_relation_files, which each "
+        "process keeps up to max_files_per_process and which follows the tables and chunks "
+        "touched; postgres_backends: the connections the stages hold), Kafka the broker's JVM "
+        "(shared with other users of the broker)",
     ]
     text = markdown(summary, f"Soak: {options.symbols:,} symbols, {options.flavour}", context)
     stem.with_suffix(".md").write_text(text)

@@ -39,6 +39,8 @@ def columns() -> list[str]:
     per_group = [f"{g}_{what}" for g in GROUPS for what in ("rss_mib", "fds")]
     return [
         *per_group,
+        "postgres_relation_files",
+        "postgres_backends",
         "inserter_lag",
         "freshness_s",
         "api_consumer_lag",
@@ -80,6 +82,31 @@ def _usage(procs: list[psutil.Process]) -> tuple[float | None, float | None]:
             continue
         seen += 1
     return (rss / MIB, float(fds)) if seen else (None, None)
+
+
+def relation_files(procs: list[psutil.Process]) -> int:
+    """Open files of ``procs`` that are table and index files of the cluster (under ``base/``,
+    ``global/`` or a tablespace): PostgreSQL's own cache of them, kept open by each process up
+    to ``max_files_per_process`` and closed as it sees fit, so they come and go with the tables
+    and chunks touched, not with anything the product holds."""
+    count = 0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            count += sum(
+                1
+                for f in proc.open_files()
+                if any(part in f.path for part in ("/base/", "/global/", "/pg_tblspc/"))
+            )
+    return count
+
+
+def _backend_of(proc: psutil.Process, database: str) -> bool:
+    """Whether ``proc`` is a client backend connected to ``database`` ("postgres: role db …")."""
+    try:
+        words = " ".join(proc.cmdline()).split()
+    except psutil.Error:
+        return False
+    return len(words) >= 3 and words[0] == "postgres:" and words[2] == database
 
 
 @dataclass
@@ -126,6 +153,17 @@ class Sampler:
         procs = {**self.stages(), **{name: find() for name, find in groups.items()}}
         for group in GROUPS:
             values[f"{group}_rss_mib"], values[f"{group}_fds"] = _usage(procs[group])
+        # PostgreSQL's descriptors other than its cache of table files (sockets, pipes, logs);
+        # that cache, and this database's backends (the connections the stages hold), apart.
+        postgres = procs["postgres"]
+        cached = relation_files(postgres)
+        if values["postgres_fds"] is not None:
+            values["postgres_fds"] -= cached
+        values["postgres_relation_files"] = float(cached) if postgres else None
+        name = dbname(self.settings)
+        values["postgres_backends"] = (
+            float(sum(1 for p in postgres if _backend_of(p, name))) if postgres else None
+        )
         values["inserter_lag"] = self.inserter_lag()
         values["freshness_s"] = self.freshness()
         values.update(self.api_status())

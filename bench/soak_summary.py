@@ -17,7 +17,9 @@ GROWTH_LIMIT_PCT = 10.0
 # A minute is final a few seconds after it closes, so the newest final minute's end is at most a
 # minute and that delay old; more means the minute job fell behind.
 FRESHNESS_LIMIT_S = 75.0
-JUDGED = tuple(f"{g}_{what}" for g in GROUPS for what in ("rss_mib", "fds"))
+# Memory and open files of every stage and service, and the connections the stages hold;
+# PostgreSQL's cache of open table files (postgres_relation_files) is shown, not judged.
+JUDGED = (*(f"{g}_{what}" for g in GROUPS for what in ("rss_mib", "fds")), "postgres_backends")
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,10 @@ def test_a_short_soak_samples_the_running_product_and_leaves_nothing_behind(
     for group in GROUPS:  # every stage and both services, measured
         assert (last[f"{group}_rss_mib"] or 0) > 1, group
         assert (last[f"{group}_fds"] or 0) > 0, group
+    # The inserter's, the minute job's and the API's connections at least; PostgreSQL's open
+    # table files counted apart from its other descriptors.
+    assert (last["postgres_backends"] or 0) >= 3
+    assert last["postgres_relation_files"] is not None and last["postgres_relation_files"] >= 0
     assert last["restarts"] == 0
     assert last["api_kafka_ready"] == 1  # /api/v1/status answered
     assert last["inserter_lag"] is not None and last["inserter_lag"] >= 0
