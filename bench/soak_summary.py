@@ -40,6 +40,8 @@ class Summary:
     seconds: float  # from the end of the warm-up to the last sample
     growth: list[Growth]
     freshness: tuple[float, float, float] | None  # p50, p99, max (s)
+    warmup_end: float = 0.0  # seconds: the fixed warm-up, or when caught up if that was later
+    caught_up: float | None = None  # seconds: the newest final minute first within the limit
 
     @property
     def freshness_steady(self) -> bool:
@@ -78,20 +80,34 @@ def growth(first: Sequence[Sample], last: Sequence[Sample], series: str) -> Grow
     return Growth(series, a, b, pct)
 
 
+def caught_up(samples: Sequence[Sample]) -> float | None:
+    """When the newest final minute was first within the freshness limit: the history the run
+    started with (`cryptochart run` backfills an hour) rolled up, the minute job on the clock."""
+    for sample in samples:
+        fresh = sample.values.get("freshness_s")
+        if fresh is not None and fresh <= FRESHNESS_LIMIT_S:
+            return sample.elapsed
+    return None
+
+
 def summarise(
     samples: Sequence[Sample], series: Sequence[str], warmup_s: float, window_s: float
 ) -> Summary:
-    """Samples from ``warmup_s`` on; the first and last ``window_s`` of them compared."""
+    """Samples from the end of the warm-up on (``warmup_s``, or the moment the run caught up
+    with the clock if that came later); the first and last ``window_s`` of them compared. A run
+    that never caught up is judged from ``warmup_s``."""
+    ready = caught_up(samples)
+    warmup_s = max(warmup_s, ready) if ready is not None else warmup_s
     kept = [s for s in samples if s.elapsed >= warmup_s]
     if not kept:
-        return Summary(0, 0.0, [], None)
+        return Summary(0, 0.0, [], None, warmup_s, ready)
     end = kept[-1].elapsed
     first = [s for s in kept if s.elapsed < warmup_s + window_s]
     last = [s for s in kept if s.elapsed > end - window_s]
     grown = [g for name in series if (g := growth(first, last, name)) is not None]
     fresh = values(kept, "freshness_s")
     spread = (percentile(fresh, 50), percentile(fresh, 99), max(fresh)) if fresh else None
-    return Summary(len(kept), end - warmup_s, grown, spread)
+    return Summary(len(kept), end - warmup_s, grown, spread, warmup_s, ready)
 
 
 def _pct(g: Growth) -> str:
@@ -101,7 +117,15 @@ def _pct(g: Growth) -> str:
 def markdown(summary: Summary, heading: str, context: Sequence[str]) -> str:
     """A Markdown section: how it ran (``context``), the growth table and the freshness line."""
     lines = [f"## {heading}", "", *[f"- {line}" for line in context], ""]
+    ready = (
+        "never within the limit"
+        if summary.caught_up is None
+        else f"first within the limit {summary.caught_up:.0f} s into the run"
+    )
     lines += [
+        f"Warm-up: the first {summary.warmup_end:.0f} s (the fixed warm-up, or until the hour "
+        f"backfilled at the start was rolled up — the minute freshness {ready} — if later).",
+        "",
         f"After the warm-up: {summary.samples} samples over {summary.seconds / 60:.1f} min; "
         f"growth = median of the last window vs the first window after the warm-up "
         f"(goal: ≤ {GROWTH_LIMIT_PCT:.0f} % for memory and open files).",

@@ -72,6 +72,23 @@ def test_growth_beyond_ten_percent_or_from_zero_misses_the_goal() -> None:
     assert "Goal met: NO." in text
 
 
+def test_the_warm_up_lasts_until_the_backfilled_history_is_rolled_up() -> None:
+    samples = series(
+        (0, 900.0, None),
+        (10, 100.0, 900.0),  # past the fixed warm-up, the backfilled hour still rolling up
+        (20, 100.0, 80.0),
+        (30, 110.0, 20.0),  # caught up: the warm-up ends here
+        (40, 110.0, 30.0),
+        (50, 110.0, 40.0),
+    )
+    summary = summarise(samples, ["api_rss_mib", "freshness_s"], warmup_s=10, window_s=10)
+    assert (summary.warmup_end, summary.caught_up, summary.samples) == (30, 30, 3)
+    assert summary.growth[0].first == 110.0 and summary.freshness == (30.0, 40.0, 40.0)
+    assert "first within the limit 30 s into the run" in markdown(summary, "Soak", [])
+    late = summarise(samples, ["api_rss_mib"], warmup_s=45, window_s=10)
+    assert late.warmup_end == 45  # caught up before the fixed warm-up ended: it stands
+
+
 def test_nothing_after_the_warm_up_gives_an_empty_summary() -> None:
     summary = summarise(series((0, 1.0, 1.0)), ["api_rss_mib"], warmup_s=60, window_s=10)
     assert (summary.samples, summary.growth, summary.freshness, summary.met) == (0, [], None, False)
