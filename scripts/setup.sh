@@ -98,7 +98,9 @@ npm_ci frontend
 if [ -f frontend/package.json ]; then
   newest_src=
   if [ -f frontend/dist/index.html ]; then
+    # The page's sources and build files; not the unit tests nor their compiled copy.
     newest_src=$(find frontend -path frontend/node_modules -prune -o -path frontend/dist -prune \
+      -o -path frontend/.test-build -prune -o -path frontend/test -prune \
       -o -type f -newer frontend/dist/index.html -print | head -1)
   fi
   if [ ! -f frontend/dist/index.html ] || [ -n "$newest_src" ]; then
