@@ -1,4 +1,5 @@
-"""B2 (end-to-end latency) and B6 (API memory): the whole pipeline live, 1,000 WebSocket clients.
+"""B2 (end-to-end latency) and B6 (API memory): the whole pipeline live, 1,000 WebSocket clients,
+then 5,000 (p99 < 150 ms, RSS < 400 MB) on the same pipeline.
 
 The producer (simulated source, live pace), inserter, minute job and API run as the product's own
 `cryptochart` children; the clients run in another process (``bench.ws_clients``). Next to the
@@ -19,7 +20,8 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 import psutil
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
@@ -129,9 +131,106 @@ def _rss_mb(pid: int) -> float:
     return float(psutil.Process(pid).memory_info().rss) / 2**20
 
 
+@dataclass(frozen=True)
+class Step:
+    """A number of WebSocket clients, and the targets of B2's p99 and B6's RSS with them."""
+
+    clients: int
+    p99_ms: float
+    rss_mb: float
+
+
+# B2/B6 as first set, then the step the product should also carry on this box.
+STEPS = (Step(1_000, TARGET_P99_MS, TARGET_RSS_MB), Step(5_000, 150.0, 400.0))
+QUICK_STEPS = (Step(200, TARGET_P99_MS, TARGET_RSS_MB),)
+
+
+@dataclass
+class Measured:
+    step: Step
+    result: dict[str, Any]  # bench.ws_clients' figures
+    via_kafka: list[float]
+    via_batches: list[float]
+    busy_rss: list[float]
+    cpu: str
+
+
+def measure(
+    settings: Settings,
+    stages: dict[str, Stage],
+    options: RunOptions,
+    step: Step,
+    seconds: float,
+    deflate: bool,
+) -> Measured:
+    """``step.clients`` clients following the feed for ``seconds``, the Kafka probes beside."""
+    api = stages["api"]
+    result_file = options.logs / f"ws_clients-{step.clients}.json"
+    url = f"ws://127.0.0.1:{settings.api_port}/ws"
+    clients_proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.ws_clients",
+            url,
+            str(result_file),
+            "--clients",
+            str(step.clients),
+            "--seconds",
+            str(seconds),
+            "--symbols",
+            ",".join(settings.symbols),
+            *([] if deflate else ["--no-deflate"]),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert clients_proc.stdout is not None
+    line = clients_proc.stdout.readline()  # "ready N" once every client is subscribed
+    if not line.startswith("ready"):
+        clients_proc.wait(60)
+        raise RuntimeError(f"ws clients failed: {line!r}\n{api.tail()}")
+    via_kafka: list[float] = []
+    via_batches: list[float] = []
+    probes = [
+        threading.Thread(target=kafka_latencies, args=(settings, seconds, via_kafka)),
+        threading.Thread(
+            target=kafka_latencies,
+            args=(settings, seconds, via_batches, feed.BATCH, feed.POLL_SECONDS),
+        ),
+    ]
+    for probe in probes:
+        probe.start()
+    meter = CpuMeter(
+        {name: pids(stage.pid) for name, stage in stages.items()}
+        | {
+            "ws clients": pids(clients_proc.pid),
+            "postgres": lambda: postgres_processes(settings, dbname(settings)),
+            "kafka": lambda: kafka_processes(settings),
+        }
+    )
+    meter.start()
+    profile = StageProfile(options.profile, f"b2-api-{step.clients}", api.pid, seconds)
+    busy = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        busy.append(_rss_mb(api.pid))
+        meter.sample()
+        time.sleep(0.5)
+    meter.stop()
+    profile.report()
+    for probe in probes:
+        probe.join()
+    clients_proc.wait(120)
+    result = json.loads(result_file.read_text())
+    if not result["since_event_ms"] or not via_kafka:
+        raise RuntimeError(f"no frames measured: {result.get('errors')}")
+    cpu = ", ".join(f"{name} {p:.0f}%" for name, p in meter.percent_of_box().items())
+    return Measured(step, result, via_kafka, via_batches, busy, cpu)
+
+
 def run_both(base: Settings, options: RunOptions, deflate: bool = True) -> tuple[Outcome, Outcome]:
-    count, clients, seconds = (100, 200, 8.0) if options.quick else (500, 1_000, 30.0)
-    logs = options.logs
+    count, seconds = (100, 8.0) if options.quick else (500, 30.0)
     b2 = Outcome("B2", "end-to-end latency, source emit → WebSocket frame")
     b6 = Outcome("B6", "API memory with WebSocket clients")
     with live_pipeline(base, options, "b2", count) as (settings, stages):
@@ -141,127 +240,86 @@ def run_both(base: Settings, options: RunOptions, deflate: bool = True) -> tuple
         for _ in range(10):
             time.sleep(0.3)
             idle.append(_rss_mb(api.pid))
-        result_file = logs / "ws_clients.json"
-        url = f"ws://127.0.0.1:{settings.api_port}/ws"
-        clients_proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.ws_clients",
-                url,
-                str(result_file),
-                "--clients",
-                str(clients),
-                "--seconds",
-                str(seconds),
-                "--symbols",
-                ",".join(settings.symbols),
-                *([] if deflate else ["--no-deflate"]),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert clients_proc.stdout is not None
-        line = clients_proc.stdout.readline()  # "ready N" once every client is subscribed
-        if not line.startswith("ready"):
-            clients_proc.wait(60)
-            raise RuntimeError(f"ws clients failed: {line!r}\n{api.tail()}")
-        via_kafka: list[float] = []
-        via_batches: list[float] = []
-        probes = [
-            threading.Thread(target=kafka_latencies, args=(settings, seconds, via_kafka)),
-            threading.Thread(
-                target=kafka_latencies,
-                args=(settings, seconds, via_batches, feed.BATCH, feed.POLL_SECONDS),
-            ),
-        ]
-        for probe in probes:
-            probe.start()
-        meter = CpuMeter(
-            {name: pids(stage.pid) for name, stage in stages.items()}
-            | {
-                "ws clients": pids(clients_proc.pid),
-                "postgres": lambda: postgres_processes(settings, dbname(settings)),
-                "kafka": lambda: kafka_processes(settings),
-            }
-        )
-        meter.start()
-        profile = StageProfile(options.profile, "b2-api", api.pid, seconds)
-        busy = []
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            busy.append(_rss_mb(api.pid))
-            meter.sample()
-            time.sleep(0.5)
-        meter.stop()
-        profile.report()
-        for probe in probes:
-            probe.join()
-        clients_proc.wait(120)
-        result = json.loads(result_file.read_text())
+        steps = QUICK_STEPS if options.quick else STEPS
+        measured = [measure(settings, stages, options, step, seconds, deflate) for step in steps]
+    for m in measured:
+        report_latency(b2, m, count, seconds, detailed=m is measured[0])
+        report_memory(b6, m, max(idle), with_baseline=m is measured[0])
+    b2.note(
+        "each client follows one symbol's 1s klines (clients spread evenly over the symbols); "
+        "the producer, inserter and minute job run too; latency = receive time - eventTime "
+        "(set by the simulated source at emit), one clock; the steps run one after another on "
+        "the same pipeline"
+    )
+    return b2, b6
+
+
+def report_latency(b2: Outcome, m: Measured, count: int, seconds: float, detailed: bool) -> None:
+    result, step = m.result, m.step
     end_to_end: list[float] = result["since_event_ms"]
-    if not end_to_end or not via_kafka:
-        raise RuntimeError(f"no frames measured: {result.get('errors')}")
     p50, p99 = percentile(end_to_end, 50), percentile(end_to_end, 99)
-    k50, k99 = percentile(via_kafka, 50), percentile(via_kafka, 99)
-    scale = f"{count} symbols x {clients:,} clients"
+    k50, k99 = percentile(m.via_kafka, 50), percentile(m.via_kafka, 99)
+    scale = f"{count} symbols x {step.clients:,} clients"
     b2.add(f"p50, {scale}", ms(p50), value=p50, better="lower")
     b2.add(
         f"p99, {scale}",
         ms(p99),
-        f"< {TARGET_P99_MS:.0f} ms",
-        p99 < TARGET_P99_MS,
+        f"< {step.p99_ms:.0f} ms",
+        p99 < step.p99_ms,
         value=p99,
         better="lower",
     )
-    b2.add("baseline: p50 / p99, emit → plain Kafka consumer", f"{ms(k50)} / {ms(k99)}")
     b2.add(
-        f"baseline: the same consumer waiting for full batches, consume({feed.BATCH}, "
-        f"timeout={feed.POLL_SECONDS}) (the API's intake before 5bfa457)",
-        f"{ms(percentile(via_batches, 50))} / {ms(percentile(via_batches, 99))}",
+        f"baseline ({step.clients:,}): p50 / p99, emit → plain Kafka consumer",
+        f"{ms(k50)} / {ms(k99)}",
     )
-    b2.add("API's share: p50 / p99 minus Kafka's", f"{ms(p50 - k50)} / {ms(p99 - k99)}")
+    if detailed:
+        b2.add(
+            f"baseline: the same consumer waiting for full batches, consume({feed.BATCH}, "
+            f"timeout={feed.POLL_SECONDS}) (the API's intake before 5bfa457)",
+            f"{ms(percentile(m.via_batches, 50))} / {ms(percentile(m.via_batches, 99))}",
+        )
+    b2.add(
+        f"API's share ({step.clients:,}): p50 / p99 minus Kafka's",
+        f"{ms(p50 - k50)} / {ms(p99 - k99)}",
+    )
     sent = result["since_sent_ms"]
     intake = [a - b for a, b in zip(end_to_end, sent, strict=True)]
     b2.add(
-        "of which emit → API hub (sentTime - eventTime), p50 / p99",
+        f"of which emit → API hub (sentTime - eventTime), p50 / p99 ({step.clients:,})",
         f"{ms(percentile(intake, 50))} / {ms(percentile(intake, 99))}",
     )
     b2.add(
-        "of which API send → client receive, p50 / p99",
+        f"of which API send → client receive, p50 / p99 ({step.clients:,})",
         f"{ms(percentile(sent, 50))} / {ms(percentile(sent, 99))}",
     )
     expected = result["subscribed"] * seconds
-    cpu = ", ".join(f"{name} {p:.0f}%" for name, p in meter.percent_of_box().items())
     lag = result["loop_lag_ms"]
     b2.note(
-        f"{result['frames']:,} kline frames in {seconds:.0f} s ({result['frames'] / expected:.0%} "
-        f"of one per client and second); max {max(end_to_end):,.0f} ms; "
-        f"{result['error_count']} client errors; {result['subscribed']:,} clients connected in "
-        f"{result['connect_seconds']:.1f} s"
+        f"{step.clients:,} clients: {result['frames']:,} kline frames in {seconds:.0f} s "
+        f"({result['frames'] / expected:.0%} of one per client and second); max "
+        f"{max(end_to_end):,.0f} ms; {result['error_count']} client errors; "
+        f"{result['subscribed']:,} clients connected in {result['connect_seconds']:.1f} s; "
+        f"CPU while measuring, % of the whole box: {m.cpu}; the clients' own event-loop lag "
+        f"(their share of the figure): p50 {ms(percentile(lag, 50))}, "
+        f"p99 {ms(percentile(lag, 99))}"
     )
-    b2.note(f"CPU while measuring, % of the whole box: {cpu}")
-    b2.note(
-        f"the clients' own event-loop lag (their share of the figure): p50 "
-        f"{ms(percentile(lag, 50))}, p99 {ms(percentile(lag, 99))}"
-    )
-    b2.note(
-        "each client follows one symbol's 1s klines (2 clients per symbol); the producer, "
-        "inserter and minute job run too; latency = receive time - eventTime (set by the "
-        "simulated source at emit), one clock"
-    )
-    peak, base_rss = max(busy), max(idle)
+
+
+def report_memory(b6: Outcome, m: Measured, base_rss: float, with_baseline: bool) -> None:
+    peak, clients = max(m.busy_rss), m.step.clients
     b6.add(
         f"API RSS with {clients:,} clients (peak)",
         f"{peak:.0f} MB",
-        f"< {TARGET_RSS_MB:.0f} MB",
-        peak < TARGET_RSS_MB,
+        f"< {m.step.rss_mb:.0f} MB",
+        peak < m.step.rss_mb,
         value=peak,
         better="lower",
     )
-    b6.add("baseline: the same API, same feed, no client", f"{base_rss:.0f} MB")
-    b6.add("per client", f"{(peak - base_rss) * 1024 / max(1, result['subscribed']):.0f} KB")
-    return b2, b6
+    if with_baseline:
+        b6.add("baseline: the same API, same feed, no client", f"{base_rss:.0f} MB")
+    subscribed = max(1, m.result["subscribed"])
+    b6.add(f"per client ({clients:,})", f"{(peak - base_rss) * 1024 / subscribed:.0f} KB")
 
 
 _cache: dict[RunOptions, tuple[Outcome, Outcome]] = {}
