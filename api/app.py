@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,9 +43,12 @@ from cryptochart.api.tickers import Ticker
 from cryptochart.api.websocket import live_socket
 from cryptochart.core.settings import Settings
 
+log = logging.getLogger(__name__)
+
 UNLIMITED_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema"]
 READY_SECONDS = 1.0  # /ready checks the database at most this often
 ALL_TICKERS_SECONDS = 5.0  # every symbol's ticker is computed at most this often
+SHUTDOWN_SECONDS = 15.0  # the feed, background tasks and pool are given this long to close
 
 DESCRIPTION = """Crypto candlesticks: history in the shape of Binance's /api/v3/klines, and live.
 
@@ -147,9 +151,8 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
             watch_replication(pool, app.state.replication), name="replica-lag"
         )
         feed.start()
-        try:
-            yield
-        finally:
+
+        async def close() -> None:
             await asyncio.to_thread(feed.stop)
             fan_out.cancel()
             gauge.cancel()
@@ -157,6 +160,17 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
             await asyncio.gather(fan_out, gauge, replica_lag, return_exceptions=True)
             await hub.close()
             await pool.close()
+
+        try:
+            yield
+        finally:
+            # Bounded: a shutdown that waits on something that never comes must still end.
+            closing = asyncio.create_task(close(), name="api-shutdown")
+            done, _ = await asyncio.wait({closing}, timeout=SHUTDOWN_SECONDS)
+            if not done:
+                log.warning("shutdown not finished after %.0f s; leaving it", SHUTDOWN_SECONDS)
+            elif closing.exception() is not None:
+                log.warning("shutdown failed: %s", closing.exception())
 
     sockets = SocketsPerAddress(config.ws_per_address)
     prometheus = PrometheusConfig(
