@@ -121,8 +121,18 @@ def skip_unless(flavour: Flavour, wanted: Flavour) -> None:
 def settings(
     base_settings: Settings, database_factory: Callable[[str], str], flavour: Flavour
 ) -> Settings:
-    """Settings of this test session and flavour: its own migrated database and Kafka topics."""
-    return provisioned(base_settings, database_factory(f"main_{flavour}"), flavour)
+    """Settings of this test session and flavour: its own migrated database and Kafka topics.
+    Its TimescaleDB retention and columnstore jobs are not scheduled: many tests write fixed
+    times of 2024 (or 1970), which a job firing on the scheduler's clock would drop or compress
+    mid-test (tests of those policies run the jobs themselves, or on databases of their own)."""
+    ours = provisioned(base_settings, database_factory(f"main_{flavour}"), flavour)
+    if flavour == "timescaledb":
+        with psycopg.connect(ours.database_url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+                "WHERE proc_name IN ('policy_retention', 'policy_compression')"
+            )
+    return ours
 
 
 @pytest.fixture
