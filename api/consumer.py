@@ -34,6 +34,7 @@ PROBE_SECONDS = 5.0  # how often reachability and new partitions are checked
 LAG_SECONDS = 1.0
 RETRY_SECONDS = 2.0
 QUEUED_BATCHES = 4
+FETCH_WAIT_MS = 20
 SOURCES = frozenset({"binance", "sim", "replay"})  # metric labels; any other header is "other"
 
 
@@ -63,6 +64,10 @@ class KlineFeed:
             # otherwise sit in its memory (measured: 68 → 536 MB during an hour of 1,000 symbols).
             "queued.min.messages": 2 * BATCH,
             "queued.max.messages.kbytes": 2_048,
+            # The broker may hold a fetch for up to this long even with new messages on the
+            # topic; at librdkafka's 500 ms default one such fetch in a run held a whole
+            # second's klines back by half a second (B2's p99 stalls, BENCHMARKS.md).
+            "fetch.wait.max.ms": FETCH_WAIT_MS,
             "error_cb": self._on_error,
         }
         self.positioned = threading.Event()
