@@ -20,7 +20,6 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import Message, Scope
 
 from cryptochart.api.catalog import Catalog
-from cryptochart.api.channels import channels_plugin
 from cryptochart.api.completeness import watch_missing_seconds
 from cryptochart.api.config import ApiConfig
 from cryptochart.api.consumer import KlineFeed
@@ -32,6 +31,7 @@ from cryptochart.api.controllers.symbols import SymbolsController
 from cryptochart.api.controllers.ticker import TickerController
 from cryptochart.api.controllers.udf import UdfController
 from cryptochart.api.errors import EXCEPTION_HANDLERS
+from cryptochart.api.fanout import Fanout
 from cryptochart.api.frontend import frontend_router
 from cryptochart.api.history_cache import HistoryCache
 from cryptochart.api.hub import Hub, database_readers
@@ -118,7 +118,7 @@ def _provide_feed(state: State) -> KlineFeed:
 
 def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
     config = config or ApiConfig.from_env()
-    channels = channels_plugin(config.ws_backlog)
+    fanout = Fanout()
 
     @asynccontextmanager
     async def services(app: Litestar) -> AsyncIterator[None]:
@@ -126,7 +126,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         pool = create_pool(settings.api_dsn, config)
         await pool.open(wait=False)
         catalog = Catalog(pool, settings.symbols, config.unknown_symbol_ttl)
-        hub = Hub(channels, database_readers(pool), catalog.saw)
+        hub = Hub(fanout, database_readers(pool), catalog.saw)
         feed = KlineFeed(
             settings.kafka_bootstrap, settings.klines_topic, asyncio.get_running_loop()
         )
@@ -185,6 +185,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         "catalog": Provide(_provide_catalog, sync_to_thread=False),
         "history_cache": Provide(_provide_history_cache, sync_to_thread=False),
         "hub": Provide(_provide_hub, sync_to_thread=False),
+        "fanout": Provide(lambda: fanout, sync_to_thread=False),
         "feed": Provide(_provide_feed, sync_to_thread=False),
         "api_config": Provide(lambda: config, sync_to_thread=False),
         "sockets": Provide(lambda: sockets, sync_to_thread=False),
@@ -208,7 +209,6 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         ],
         dependencies=dependencies,
         lifespan=[services],
-        plugins=[channels],
         middleware=[
             prometheus.middleware,
             RateLimitConfig(

@@ -27,7 +27,8 @@ API_QUERY_TIMEOUT = 5.0
 API_WS_MAX_SUBSCRIPTIONS = 64
 # CRYPTOCHART_API_WS_MAX_FRAME_BYTES: the largest client frame; bigger ones close the socket.
 API_WS_MAX_FRAME_BYTES = 4096
-# CRYPTOCHART_API_WS_BACKLOG: frames queued per subscription of a slow client; older ones drop.
+# CRYPTOCHART_API_WS_BACKLOG: frames a slow client may have queued per channel it follows; older
+# ones drop.
 API_WS_BACKLOG = 256
 # CRYPTOCHART_API_WS_PING_INTERVAL / _TIMEOUT: server pings, and how long a pong may take.
 API_WS_PING_INTERVAL = 20.0

@@ -1,19 +1,20 @@
 """What WebSocket clients follow, and each Kafka update encoded once and published to them.
 
-Channels are ``kline:<SYMBOL>:<interval>``, ``ticker:<SYMBOL>`` and ``status``; Litestar's
-ChannelsPlugin fans a published frame out to every subscriber of its channel. The hub builds and
-encodes frames only for channels someone follows (``Followers``); a new kline follower starts from
-the database's current candle (``Seeder``), a ticker follower from its rolling day
-(``DayTickers``).
+Channels are ``kline:<SYMBOL>:<interval>``, ``ticker:<SYMBOL>`` and ``status``; the fan-out
+(api/fanout.py) puts a published frame into the outbox of every socket following its channel.
+The hub builds and encodes frames only for channels someone follows (``Followers``); a new kline
+follower starts from the database's current candle (``Seeder``), a ticker follower from its
+rolling day (``DayTickers``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -49,9 +50,9 @@ def now_ms() -> int:
 
 
 class Publisher(Protocol):
-    """Where frames go: Litestar's ChannelsPlugin, fanning each out to a channel's sockets."""
+    """Where frames go: the fan-out, into the outboxes of a channel's sockets."""
 
-    def publish(self, data: bytes, channels: str) -> None: ...
+    def publish(self, data: bytes, channel: str) -> None: ...
 
 
 def database_readers(pool: Pool) -> tuple[DayReader, CurrentReader]:
@@ -78,11 +79,11 @@ def kline_frame(
 class Hub:
     def __init__(
         self,
-        channels: Publisher,
+        fanout: Publisher,
         readers: tuple[DayReader, CurrentReader],
         saw_symbol: Callable[[str], None],
     ) -> None:
-        self._channels = channels
+        self._fanout = fanout
         self._saw_symbol = saw_symbol
         self.live = LiveCandles()
         self.source = "unknown"  # the ``source`` header of the latest message
@@ -179,11 +180,14 @@ class Hub:
             self._day.refresh_if_stale(symbol)
 
     def _publish(self, channel: str, frame: Frame) -> None:
-        try:
-            self._channels.publish(encode(frame), channel)
-        except RuntimeError:  # the plugin has shut down before the feed
-            return
-        FRAMES_PUBLISHED.labels(type=type(frame).__struct_config__.tag).inc()
+        self._fanout.publish(encode(frame), channel)
+        _published(type(frame).__struct_config__.tag).inc()
 
     async def close(self) -> None:
         await self._background.close()
+
+
+@functools.cache
+def _published(tag: object) -> Any:
+    """The labelled child of the published-frames counter (looking it up per frame is costly)."""
+    return FRAMES_PUBLISHED.labels(type=tag)

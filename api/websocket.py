@@ -1,21 +1,20 @@
 """``/ws``: one live connection, subscribing to kline, ticker and status channels.
 
-Every subscription gets its own ChannelsPlugin subscriber, sending from a background task; a
-lock keeps frames whole on the socket. A client that stops reading blocks only its own sends,
-while its backlogs drop their oldest frames.
+Every frame for the socket, replies and channel updates alike, goes through its outbox
+(api/fanout.py), sent in order by the socket's one writer task. A client that stops reading
+blocks only its own writer, while its outbox drops its oldest frames.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from contextlib import AsyncExitStack
 from typing import Any, NamedTuple
 
 import msgspec
 import psycopg
 from litestar import WebSocket, websocket
-from litestar.channels import ChannelsPlugin, Subscriber
 from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
 from litestar.status_codes import (
@@ -27,6 +26,7 @@ from psycopg_pool import PoolTimeout
 
 from cryptochart.api.catalog import Catalog
 from cryptochart.api.config import ApiConfig
+from cryptochart.api.fanout import Fanout, Outbox
 from cryptochart.api.frames import (
     STATUS_CHANNEL,
     ErrorFrame,
@@ -72,45 +72,58 @@ class Session:
     def __init__(
         self,
         socket: WebSocket[Any, Any, Any],
-        channels: NamedDependency[ChannelsPlugin],
+        fanout: NamedDependency[Fanout],
         hub: NamedDependency[Hub],
         catalog: NamedDependency[Catalog],
         config: ApiConfig,
     ) -> None:
         self._socket = socket
-        self._channels = channels
+        self._fanout = fanout
         self._hub = hub
         self._catalog = catalog
         self._config = config
-        self._lock = asyncio.Lock()
-        self._senders = AsyncExitStack()
-        # channel name -> (channel, its subscriber; None while being followed)
-        self._subscriptions: dict[str, tuple[Channel, Subscriber | None]] = {}
-        self._status: Subscriber | None = None
+        self._outbox = Outbox(self._send, config.ws_backlog)
+        self._writer: asyncio.Task[None] | None = None
+        self._subscriptions: dict[str, Channel] = {}
+        self._status = False
         # Each subscribe may read the database (the current candle): bounded per socket.
         self._rate = MessageRate(config.ws_messages_per_second)
 
-    async def send(self, data: bytes) -> None:
-        async with self._lock:
-            await self._socket.send_data(data, mode="text")
+    async def _send(self, data: bytes) -> None:
+        await self._socket.send_data(data, mode="text")
         FRAMES_SENT.inc()
 
-    async def _deliver(self, data: bytes) -> None:
-        try:
-            await self.send(data)
-        except Exception:  # the client went away; the receive loop will notice and clean up
-            log.debug("send to a closed socket", exc_info=True)
+    def _reply(self, frame: Frame) -> None:
+        self._outbox.put(encode(frame))
 
-    async def _reply(self, frame: Frame) -> None:
-        await self.send(encode(frame))
+    def _follow(self, channel: str) -> None:
+        self._fanout.subscribe(channel, self._outbox)
+        self._bound_outbox()
+
+    def _unfollow(self, channel: str) -> None:
+        self._fanout.unsubscribe(channel, self._outbox)
+        self._bound_outbox()
+
+    def _bound_outbox(self) -> None:
+        """``ws_backlog`` frames per channel followed (the status channel included)."""
+        self._outbox.limit = self._config.ws_backlog * (1 + len(self._subscriptions))
+
+    async def _close(self, code: int, reason: str) -> None:
+        await self._stop_writer()
+        await self._socket.close(code, reason)
+
+    async def _stop_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
 
     async def run(self) -> None:
-        await self.send(self._hub.status_frame())
-        self._status = await self._channels.subscribe(STATUS_CHANNEL)
+        self._writer = asyncio.create_task(self._outbox.run(), name="ws-writer")
+        self._outbox.put(self._hub.status_frame())
+        self._status = True
         self._hub.follow_status()
-        await self._senders.enter_async_context(
-            self._status.run_in_background(self._deliver, join=False)
-        )
+        self._follow(STATUS_CHANNEL)
         limit = self._config.ws_max_frame_bytes
         while True:
             event = await self._socket.receive()
@@ -121,20 +134,16 @@ class Session:
             if not isinstance(raw, bytes):
                 raw = b""
             if len(raw) > limit:
-                async with self._lock:
-                    await self._socket.close(WS_1009_MESSAGE_TOO_BIG, f"frame over {limit} bytes")
+                await self._close(WS_1009_MESSAGE_TOO_BIG, f"frame over {limit} bytes")
                 return
             if not self._rate.allow():
                 rate = self._rate.limit
-                async with self._lock:
-                    await self._socket.close(
-                        WS_1008_POLICY_VIOLATION, f"over {rate} messages per second"
-                    )
+                await self._close(WS_1008_POLICY_VIOLATION, f"over {rate} messages per second")
                 return
             try:
                 await self._handle(raw)
             except BadRequest as exc:
-                await self._reply(ErrorFrame(exc.error, exc.detail))
+                self._reply(ErrorFrame(exc.error, exc.detail))
 
     async def _handle(self, raw: bytes) -> None:
         try:
@@ -144,7 +153,7 @@ class Session:
         except msgspec.ValidationError as exc:
             raise BadRequest("bad_frame", str(exc)) from None
         if isinstance(op, Ping):
-            await self._reply(PongFrame())
+            self._reply(PongFrame())
         elif isinstance(op, Subscribe):
             await self._subscribe(op)
         else:
@@ -192,58 +201,45 @@ class Session:
                 "too_many_subscriptions",
                 f"at most {limit} channels per connection; {len(self._subscriptions)} taken",
             )
-        snapshots = []
+        # The acknowledgement goes first: every frame after it belongs to the subscription.
+        self._reply(SubscribedFrame(op.channel, [c.symbol for c in wanted], op.interval))
         for channel in new:
-            self._subscriptions[channel.name] = (channel, None)
+            self._subscriptions[channel.name] = channel
             if channel.interval is None:
                 snapshot = await self._hub.follow_ticker(channel.symbol)
             else:
                 snapshot = await self._hub.follow_kline(channel.symbol, channel.interval)
+            # The snapshot, then every update after it: nothing awaited in between.
             if snapshot is not None:
-                snapshots.append(snapshot)
-        subscriber = await self._channels.subscribe([c.name for c in new]) if new else None
-        for channel in new:
-            self._subscriptions[channel.name] = (channel, subscriber)
-        if subscriber is not None:
-            for snapshot in snapshots:  # queued ahead of any update
-                subscriber.put_nowait(snapshot)
-        # The acknowledgement goes first: every frame after it belongs to the subscription.
-        await self._reply(SubscribedFrame(op.channel, [c.symbol for c in wanted], op.interval))
-        if subscriber is not None:
-            await self._senders.enter_async_context(
-                subscriber.run_in_background(self._deliver, join=False)
-            )
+                self._outbox.put(snapshot)
+            self._follow(channel.name)
 
     async def _unsubscribe(self, op: Unsubscribe) -> None:
         wanted = self._channels_of(op)
-        await self._drop([c.name for c in wanted if c.name in self._subscriptions])
-        await self._reply(UnsubscribedFrame(op.channel, [c.symbol for c in wanted], op.interval))
+        self._drop([c.name for c in wanted if c.name in self._subscriptions])
+        self._reply(UnsubscribedFrame(op.channel, [c.symbol for c in wanted], op.interval))
 
-    async def _drop(self, names: list[str]) -> None:
-        by_subscriber: dict[Subscriber, list[str]] = {}
+    def _drop(self, names: list[str]) -> None:
         for name in names:
-            channel, subscriber = self._subscriptions.pop(name)
+            channel = self._subscriptions.pop(name)
+            self._unfollow(name)
             if channel.interval is None:
                 self._hub.unfollow_ticker(channel.symbol)
             else:
                 self._hub.unfollow_kline(channel.symbol, channel.interval)
-            if subscriber is not None:
-                by_subscriber.setdefault(subscriber, []).append(name)
-        for subscriber, channel_names in by_subscriber.items():
-            await self._channels.unsubscribe(subscriber, channel_names)
 
     async def close(self) -> None:
-        await self._drop(list(self._subscriptions))
-        if self._status is not None:
+        self._drop(list(self._subscriptions))
+        if self._status:
+            self._unfollow(STATUS_CHANNEL)
             self._hub.unfollow_status()
-            await self._channels.unsubscribe(self._status, STATUS_CHANNEL)
-        await self._senders.aclose()
+        await self._stop_writer()
 
 
 @websocket("/ws", name="live")
 async def live_socket(
     socket: WebSocket[Any, Any, Any],
-    channels: NamedDependency[ChannelsPlugin],
+    fanout: NamedDependency[Fanout],
     hub: NamedDependency[Hub],
     catalog: NamedDependency[Catalog],
     api_config: NamedDependency[ApiConfig],
@@ -259,7 +255,7 @@ async def live_socket(
         reason = f"at most {sockets.limit} connections per address"
         await socket.close(WS_1013_TRY_AGAIN_LATER, reason)
         return
-    session = Session(socket, channels, hub, catalog, api_config)
+    session = Session(socket, fanout, hub, catalog, api_config)
     WS_CLIENTS.inc()
     hub.clients += 1
     try:
