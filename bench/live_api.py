@@ -295,6 +295,7 @@ def report_latency(b2: Outcome, m: Measured, count: int, seconds: float, detaile
     )
     expected = result["subscribed"] * seconds
     lag = result["loop_lag_ms"]
+    b2.note(f"{step.clients:,} clients, per emitted second: {_spread(result)}")
     b2.note(
         f"{step.clients:,} clients: {result['frames']:,} kline frames in {seconds:.0f} s "
         f"({result['frames'] / expected:.0%} of one per client and second); max "
@@ -303,6 +304,25 @@ def report_latency(b2: Outcome, m: Measured, count: int, seconds: float, detaile
         f"CPU while measuring, % of the whole box: {m.cpu}; the clients' own event-loop lag "
         f"(their share of the figure): p50 {ms(percentile(lag, 50))}, "
         f"p99 {ms(percentile(lag, 99))}"
+    )
+
+
+def _spread(result: dict[str, Any]) -> str:
+    """How each second's frames spread (a burst fanned out one by one) against whole seconds
+    arriving late (a stall): the seconds' p50 of their fastest, median and slowest frame, and
+    the slowest second's median."""
+    seconds: dict[int, list[float]] = {}
+    for event_time, latency in zip(result["event_times"], result["since_event_ms"], strict=True):
+        seconds.setdefault(event_time // 1000, []).append(latency)
+    firsts, medians, lasts = [], [], []
+    for latencies in seconds.values():
+        latencies.sort()
+        firsts.append(latencies[0])
+        medians.append(latencies[len(latencies) // 2])
+        lasts.append(latencies[-1])
+    return (
+        f"first frame {ms(percentile(firsts, 50))}, median {ms(percentile(medians, 50))}, "
+        f"last {ms(percentile(lasts, 50))}; the slowest second's median {ms(max(medians))}"
     )
 
 

@@ -38,6 +38,7 @@ class Tally:
     measuring: bool = False
     since_event: list[float] = field(default_factory=list)
     since_sent: list[float] = field(default_factory=list)
+    event_times: list[int] = field(default_factory=list)
     frames: int = 0
     errors: list[str] = field(default_factory=list)
     loop_lag: list[float] = field(default_factory=list)
@@ -78,6 +79,7 @@ async def _listen(ws: ClientConnection, tally: Tally) -> None:
                 tally.frames += 1
                 tally.since_event.append(now - frame.event_time)
                 tally.since_sent.append(now - frame.sent_time)
+                tally.event_times.append(frame.event_time)
     except Exception as exc:  # a dropped client is a result, not a crash
         tally.errors.append(f"{type(exc).__name__}: {exc}")
 
@@ -111,6 +113,7 @@ async def run(
         "frames": tally.frames,
         "since_event_ms": tally.since_event,
         "since_sent_ms": tally.since_sent,
+        "event_times": tally.event_times,
         "loop_lag_ms": tally.loop_lag,
         "errors": tally.errors[:10],
         "error_count": len(tally.errors),
