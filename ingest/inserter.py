@@ -1,11 +1,13 @@
 """Kafka → kline_1s, in batches, exactly once in effect.
 
-A batch is whatever arrived within ``insert_batch_seconds`` (or ``insert_batch_rows``). It is
-COPYed into a staging table and upserted on (symbol, open_time) in one transaction together with
-its checkpoints; only after that commit are the Kafka offsets committed. A crash anywhere means
-the batch is delivered again, and the upsert makes the second delivery harmless. The same consumer
-reads the compacted instruments topic and upserts each symbol's tick and lot size into
-``symbol_info`` before the batch's klines, so they too are stored before their offsets commit.
+A batch is what arrives from a first message until the stream goes quiet for a moment, at most
+``insert_batch_seconds`` or ``insert_batch_rows``: a live second's burst is written as soon as it
+is over, a backlog in full batches. It is COPYed into a staging table and upserted on (symbol,
+open_time) in one transaction together with its checkpoints; only after that commit are the
+Kafka offsets committed. A crash anywhere means the batch is delivered again, and the upsert
+makes the second delivery harmless. The same consumer reads the compacted instruments topic and
+upserts each symbol's tick and lot size into ``symbol_info`` before the batch's klines, so they
+too are stored before their offsets commit.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ RETRYABLE = (
 )
 # A value the table can never take: only the rows carrying it are set aside.
 UNWRITABLE = (psycopg.DataError, psycopg.IntegrityError, OverflowError)
+# A pause this long between messages ends a batch: a live second's burst has been taken.
+QUIET_SECONDS = 0.02
 
 # A row set aside: its position in the consumed batch, the kind and the detail.
 Rejected = tuple[int, str, str]
@@ -147,10 +151,7 @@ class KlineInserter:
 
     def step(self) -> int:
         """One batch: consume, write, commit offsets. Returns the klines written."""
-        messages = self._consumer.consume(
-            num_messages=self.settings.insert_batch_rows,
-            timeout=self.settings.insert_batch_seconds,
-        )
+        messages = self._take()
         if self._fatal is not None:
             raise KafkaException(self._fatal)
         batch, instruments = self._decode(messages)
@@ -160,6 +161,25 @@ class KlineInserter:
             self._commit_until_done()
         self.counts["batches"] += bool(messages)
         return len(batch)
+
+    def _take(self) -> list[Message]:
+        """Wait up to ``insert_batch_seconds`` for a first message, then take what keeps coming
+        until the batch is full, the stream goes quiet for ``QUIET_SECONDS`` (a live second's
+        burst is over) or ``insert_batch_seconds`` have passed since the first."""
+        rows, most = self.settings.insert_batch_rows, self.settings.insert_batch_seconds
+        messages: list[Message] = self._consumer.consume(num_messages=1, timeout=most)
+        deadline = time.monotonic() + most
+        while messages and len(messages) < rows:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            more = self._consumer.consume(
+                num_messages=rows - len(messages), timeout=min(QUIET_SECONDS, left)
+            )
+            if not more:
+                break
+            messages += more
+        return messages
 
     def _kafka_error(self, err: KafkaError) -> None:
         if is_fatal(err):
