@@ -226,7 +226,7 @@ def study_history(base: Settings, flavour: Flavour) -> None:
 
 
 def study_minute_job(base: Settings, flavour: Flavour) -> None:
-    from cryptochart.ingest.minute_job import MinuteJob
+    from cryptochart.ingest.minute_job import MinuteJob, levels
 
     names = sim.symbols(1_000)
     minute = (int(time.time()) // 60 - 3) * 60_000
@@ -248,7 +248,7 @@ def study_minute_job(base: Settings, flavour: Flavour) -> None:
         with conn.transaction():
             if flavour == "postgres":
                 with timer(f"kline_rollup every level ({len(plan.windows)} windows)"):
-                    job.rollup(conn, plan.windows)
+                    job.rollup(conn, plan.windows, levels(conn))
             with timer(f"mark ({len(plan.pending)} checkpoints, one statement)"):
                 job.mark(conn, plan)
             timer_commit = time.perf_counter()

@@ -2,8 +2,9 @@
 windows the checkpoints name, as soon as each minute is final.
 
 TimescaleDB refreshes its continuous aggregates with ``refresh_continuous_aggregate``, which
-cannot run inside a transaction; plain PostgreSQL upserts with ``kline_rollup()`` in the same
-transaction that marks the checkpoints done. Each pass first claims the pending checkpoints it
+cannot run inside a transaction; plain PostgreSQL upserts with ``kline_rollup()``, 1m in a
+transaction of its own (readable at once), the higher levels in the one that marks the
+checkpoints done. Each pass first claims the pending checkpoints it
 rolls up: the inserter never widens a claimed checkpoint (it opens a new pending one), so what
 the pass read is what it marks done, and whatever lies past the cut moves into the symbol's
 pending checkpoint. A crash leaves the checkpoints claimed and the next pass rolls them up again:
@@ -93,8 +94,14 @@ class MinuteJob:
             with conn.transaction():
                 self.mark(conn, plan)
         else:
+            finest, *higher = levels(conn)
+            # 1m first, committed on its own: its candles are readable as soon as they are
+            # final. A crash before the mark leaves the checkpoints claimed, and the next pass
+            # rolls every level up again.
             with conn.transaction():
-                self.rollup(conn, plan.windows)
+                self.rollup(conn, plan.windows, [finest])
+            with conn.transaction():
+                self.rollup(conn, plan.windows, higher)
                 self.mark(conn, plan)
 
     def run_forever(self, stop: threading.Event) -> None:
@@ -176,10 +183,11 @@ class MinuteJob:
             oldest.isoformat(timespec="seconds"),
         )
 
-    def rollup(self, conn: Conn, windows: list[Window]) -> None:
-        """Plain PostgreSQL: roll every level up over the windows (one statement a level; a
-        symbol's windows merged where they meet, so no second is summed twice)."""
-        for level in levels(conn):
+    def rollup(self, conn: Conn, windows: list[Window], chosen: list[Level]) -> None:
+        """Plain PostgreSQL: roll the ``chosen`` levels up over the windows, finest first (one
+        statement a level; a symbol's windows merged where they meet, so no second is summed
+        twice)."""
+        for level in chosen:
             aligned = merged_windows(w.widened(level.bucket) for w in windows)
             conn.execute(
                 "SELECT kline_rollup(%s, %s, %s, %s)",
