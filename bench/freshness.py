@@ -25,8 +25,9 @@ from bench.scratch import scratch_settings
 from cryptochart.core.kline import decode
 from cryptochart.core.settings import Settings
 
-TARGET_P99_S = 1.5
-SPEED = 5.0
+TARGET_P99_S = 0.3  # live; the original design took ~7 s, the first target was 1.5 s
+# Live: faster than the clock, the inserter sets aside klines more than a minute ahead of it.
+SPEED = 1.0
 SYMBOLS = 1_000
 MINUTE_MS = 60_000
 
@@ -36,6 +37,7 @@ class EmitClock:
 
     def __init__(self, settings: Settings) -> None:
         self.emitted: dict[int, int] = {}  # open_time ms -> latest event_time ms of that second
+        self.first: dict[int, int] = {}  # open_time ms -> earliest event_time ms of that second
         self._settings = settings
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -59,6 +61,9 @@ class EmitClock:
                 if msg.error() is None:
                     k = decode(msg.value() or b"")
                     self.emitted[k.open_time] = max(self.emitted.get(k.open_time, 0), k.event_time)
+                    self.first[k.open_time] = min(
+                        self.first.get(k.open_time, k.event_time), k.event_time
+                    )
         consumer.close()
 
 
@@ -154,7 +159,7 @@ def run(base: Settings, options: RunOptions) -> Outcome:
     out.add(
         f"p99, whole minutes x {SYMBOLS:,} symbols",
         ms(p99),
-        f"≤ {TARGET_P99_S * 1000:,.0f} ms (original design ~7,000 ms)",
+        f"≤ {TARGET_P99_S * 1000:,.0f} ms live",
         p99 <= TARGET_P99_S * 1000,
         value=p99,
         better="lower",
@@ -175,9 +180,15 @@ def run(base: Settings, options: RunOptions) -> Outcome:
     out.note(
         f"{pace}, {speed * SYMBOLS:,.0f} klines/s, {len(whole)} whole minutes, "
         f"{len(fresh_1m):,} symbol-minutes; minute "
-        f"close = when the source emitted the minute's 59th second; readable = first seen by a "
-        f"poll every 50 ms"
+        f"close = when the source emitted the last kline of the minute's 59th second; readable = "
+        f"first seen by a poll every 50 ms"
     )
+    spread = [clock.emitted[t] - clock.first[t] for t in clock.first]
+    if spread:
+        out.note(
+            f"the source emits a second's {SYMBOLS:,} klines over p50 {ms(percentile(spread, 50))}"
+            f", p99 {ms(percentile(spread, 99))} (each stamped as it goes out)"
+        )
     out.note(
         "per minute, the last symbol final after: "
         + ", ".join(ms(max(v)) for _, v in sorted(per_minute.items()))
