@@ -82,50 +82,22 @@ export interface KlineQuery {
 /** The most the API returns per klines request. */
 export const KLINES_MAX_LIMIT = 1000;
 
-/** `path` with `params` (those not undefined) as its query. */
-function apiUrl(path: string, params: Record<string, string | number | undefined>): string {
+async function getJson<T>(
+  path: string,
+  params: Record<string, string | number | undefined>,
+  signal?: AbortSignal,
+): Promise<T> {
   const query = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {
     if (value !== undefined) query.set(key, String(value));
   }
-  return query.size > 0 ? `${path}?${query}` : path;
-}
-
-function request(url: string, signal?: AbortSignal): Promise<Response> {
-  return fetch(url, { signal: signal ?? null, headers: { Accept: "application/json" } });
-}
-
-/** How long a prefetched answer may stand in for the request it anticipated. */
-const PREFETCH_FRESH_MS = 10_000;
-const prefetched = new Map<string, { at: number; response: Promise<Response> }>();
-
-/** Whether the page has asked for klines yet (a prefetch after that would come too late). */
-let klinesAsked = false;
-
-/**
- * Ask for the klines at `url` now, for the request the page will make first (its first history
- * page, asked for while the main script still loads: see prefetch.ts), unless it already has.
- * The first request for the same address within {@link PREFETCH_FRESH_MS} takes the answer; a
- * later one asks again.
- */
-export function prefetchKlines(url: string): void {
-  if (klinesAsked) return;
-  const response = request(url);
-  response.catch(() => undefined); // a failure is the taker's to report, or no one's
-  prefetched.set(url, { at: performance.now(), response });
-}
-
-function takePrefetched(url: string): Promise<Response> | undefined {
-  const entry = prefetched.get(url);
-  prefetched.delete(url);
-  return entry && performance.now() - entry.at < PREFETCH_FRESH_MS ? entry.response : undefined;
-}
-
-async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
-  const path = url.split("?", 1)[0];
+  const url = query.size > 0 ? `${path}?${query}` : path;
   let response: Response;
   try {
-    response = await (takePrefetched(url) ?? request(url, signal));
+    response = await fetch(url, {
+      signal: signal ?? null,
+      headers: { Accept: "application/json" },
+    });
   } catch (error) {
     if (signal?.aborted) throw error;
     throw new ApiUnavailable(`${path}: ${String(error)}`);
@@ -154,30 +126,28 @@ async function errorBody(response: Response): Promise<{ detail: string; extra: u
   }
 }
 
-/** The address of a klines request, candles with their seconds counts. */
-export function klinesUrl(symbol: string, interval: Interval, query: KlineQuery): string {
-  return apiUrl("/api/v1/klines", { symbol, interval, ...query, withSeconds: "true" });
-}
-
 export function fetchKlines(
   symbol: string,
   interval: Interval,
   query: KlineQuery,
   signal?: AbortSignal,
 ): Promise<RawKline[]> {
-  klinesAsked = true;
-  return getJson<RawKline[]>(klinesUrl(symbol, interval, query), signal);
+  return getJson<RawKline[]>(
+    "/api/v1/klines",
+    { symbol, interval, ...query, withSeconds: "true" },
+    signal,
+  );
 }
 
 export function fetchSymbols(): Promise<SymbolInfo[]> {
-  return getJson<SymbolInfo[]>("/api/v1/symbols");
+  return getJson<SymbolInfo[]>("/api/v1/symbols", {});
 }
 
 export function fetchTickers(symbols?: readonly string[]): Promise<Ticker[]> {
-  return getJson<Ticker[]>(apiUrl("/api/v1/ticker", { symbols: symbols?.join(",") }));
+  return getJson<Ticker[]>("/api/v1/ticker", { symbols: symbols?.join(",") });
 }
 
 export async function fetchSource(): Promise<Source> {
-  const status = await getJson<{ source?: unknown }>("/api/v1/status");
+  const status = await getJson<{ source?: unknown }>("/api/v1/status", {});
   return toSource(status.source);
 }

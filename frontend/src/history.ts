@@ -9,7 +9,7 @@ import type { Clock } from "./clock.ts";
 import { DEFAULT_INTERVAL, INTERVAL_MS, type Interval } from "./intervals.ts";
 import type { LiveBars } from "./live.ts";
 import { chartPriceFormat, recentPrices, type PriceFormat } from "./precision.ts";
-import { DEFAULT_SYMBOL } from "./address.ts";
+import { DEFAULT_SYMBOL } from "./url.ts";
 
 export type FetchKlines = (
   symbol: string,

@@ -1,8 +1,9 @@
 /** The shareable page address: `/?symbol=ETHUSDT&interval=1m&ind=sma20,ema50,rsi14`. */
 import { parseIndicatorList } from "./indicators/registry.ts";
 import type { IndicatorSpec } from "./indicators/types.ts";
-import { intervalIn, namedSymbol, symbolIn } from "./address.ts";
-import type { Interval } from "./intervals.ts";
+import { DEFAULT_INTERVAL, isInterval, type Interval } from "./intervals.ts";
+
+export const DEFAULT_SYMBOL = "BTCUSDT";
 
 export interface View {
   symbol: string;
@@ -16,11 +17,13 @@ export interface View {
 
 export function viewFromSearch(search: string): View {
   const params = new URLSearchParams(search);
+  const symbol = (params.get("symbol") ?? "").trim().toUpperCase();
+  const interval = params.get("interval") ?? "";
   const { specs, ignored } = parseIndicatorList(params.get("ind") ?? "");
   return {
-    symbol: symbolIn(params),
-    interval: intervalIn(params),
-    symbolGiven: namedSymbol(params) !== "",
+    symbol: symbol || DEFAULT_SYMBOL,
+    interval: isInterval(interval) ? interval : DEFAULT_INTERVAL,
+    symbolGiven: symbol !== "",
     indicators: specs,
     ignoredIndicators: ignored,
   };
