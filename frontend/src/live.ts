@@ -9,10 +9,16 @@ import { barFromKline, sameCandle, type Bar, type BarStore } from "./bars.ts";
 import { INTERVAL_MS, type Interval } from "./intervals.ts";
 import { chartPriceFormat, type PriceFormat } from "./precision.ts";
 
-/** Bars kept at most, once a batch of {@link DROP_BATCH} more has piled up on top. */
-export const BAR_CAP = 20_000;
-/** Dropping is a redraw of every series: done once per this many new bars, not per bar. */
-export const DROP_BATCH = 1_000;
+/**
+ * Bars kept at most, once a batch of {@link DROP_BATCH} more has piled up on top: nearly three
+ * hours of 1s bars, a week of 1m ones (older ones load again when scrolled to).
+ */
+export const BAR_CAP = 10_000;
+/**
+ * Dropping is a redraw of every series (each re-set whole, garbage for the browser to collect):
+ * done once per this many new bars, not per bar.
+ */
+export const DROP_BATCH = 2_000;
 /** Bars before the first one in view that are never dropped (as History's paging margin). */
 export const KEEP_BEFORE_VIEW = 40;
 
