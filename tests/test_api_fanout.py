@@ -5,6 +5,9 @@ path through the API with real WebSocket clients."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import NamedTuple
 
 from prometheus_client import REGISTRY
 
@@ -38,70 +41,76 @@ class Client:
             await self.arrived.wait_for(lambda: len(self.received) >= count)
 
 
-async def test_frames_are_sent_in_order_as_they_come() -> None:
+class Socket(NamedTuple):
+    client: Client
+    outbox: Outbox
+    writer: asyncio.Task[None]
+
+
+@asynccontextmanager
+async def socket(limit: int) -> AsyncIterator[Socket]:
+    """A client, its outbox of ``limit`` frames and the outbox's writer task."""
     client = Client()
-    outbox = Outbox(client.send, limit=10)
+    outbox = Outbox(client.send, limit)
     writer = asyncio.create_task(outbox.run())
-    for i in range(5):
-        outbox.put(b"%d" % i)
-    await client.wait_for(5)
-    outbox.put(b"later")
-    await client.wait_for(6)
+    try:
+        yield Socket(client, outbox, writer)
+    finally:
+        writer.cancel()
+
+
+async def test_frames_are_sent_in_order_as_they_come() -> None:
+    async with socket(limit=10) as (client, outbox, _):
+        for i in range(5):
+            outbox.put(b"%d" % i)
+        await client.wait_for(5)
+        outbox.put(b"later")
+        await client.wait_for(6)
     assert client.received == [b"0", b"1", b"2", b"3", b"4", b"later"]
-    writer.cancel()
 
 
 async def test_a_slow_client_loses_its_oldest_frames_beyond_the_bound() -> None:
-    client = Client()
-    outbox = Outbox(client.send, limit=4)
-    writer = asyncio.create_task(outbox.run())
-    outbox.put(b"first")
-    await client.wait_for(1)
-    client.reading.clear()  # the client stops reading
-    outbox.put(b"in flight")  # the writer takes it and blocks on the socket
-    await asyncio.sleep(0)
-    before = dropped()
-    for i in range(10):
-        outbox.put(b"%d" % i)
-    assert len(outbox) == 4
-    assert dropped() - before == 6
-    client.reading.set()
-    await client.wait_for(6)
+    async with socket(limit=4) as (client, outbox, _):
+        outbox.put(b"first")
+        await client.wait_for(1)
+        client.reading.clear()  # the client stops reading
+        outbox.put(b"in flight")  # the writer takes it and blocks on the socket
+        await asyncio.sleep(0)
+        before = dropped()
+        for i in range(10):
+            outbox.put(b"%d" % i)
+        assert len(outbox) == 4
+        assert dropped() - before == 6
+        client.reading.set()
+        await client.wait_for(6)
     assert client.received == [b"first", b"in flight", b"6", b"7", b"8", b"9"]
-    writer.cancel()
 
 
 async def test_a_gone_client_ends_its_writer_and_takes_nothing_more() -> None:
-    client = Client()
-    outbox = Outbox(client.send, limit=4)
-    writer = asyncio.create_task(outbox.run())
-    client.gone = True
-    outbox.put(b"lost")
-    async with asyncio.timeout(5):
-        await writer  # returns: no exception escapes the writer
-    assert outbox.closed
-    outbox.put(b"after")
-    assert len(outbox) == 0
+    async with socket(limit=4) as (client, outbox, writer):
+        client.gone = True
+        outbox.put(b"lost")
+        async with asyncio.timeout(5):
+            await writer  # returns: no exception escapes the writer
+        assert outbox.closed
+        outbox.put(b"after")
+        assert len(outbox) == 0
 
 
 async def test_published_frames_reach_only_the_channels_followers() -> None:
     fanout = Fanout()
-    a, b = Client(), Client()
-    box_a, box_b = Outbox(a.send, limit=10), Outbox(b.send, limit=10)
-    writers = [asyncio.create_task(box.run()) for box in (box_a, box_b)]
-    fanout.subscribe("kline:BTCUSDT:1s", box_a)
-    fanout.subscribe("kline:BTCUSDT:1s", box_b)
-    fanout.subscribe("ticker:ETHUSDT", box_b)
-    fanout.publish(b"btc", "kline:BTCUSDT:1s")
-    fanout.publish(b"eth", "ticker:ETHUSDT")
-    fanout.publish(b"nobody", "kline:XRPUSDT:1s")
-    await a.wait_for(1)
-    await b.wait_for(2)
-    fanout.unsubscribe("kline:BTCUSDT:1s", box_a)
-    fanout.unsubscribe("kline:XRPUSDT:1s", box_a)  # not followed: nothing happens
-    fanout.publish(b"btc again", "kline:BTCUSDT:1s")
-    await b.wait_for(3)
-    assert a.received == [b"btc"]
-    assert b.received == [b"btc", b"eth", b"btc again"]
-    for writer in writers:
-        writer.cancel()
+    async with socket(limit=10) as a, socket(limit=10) as b:
+        fanout.subscribe("kline:BTCUSDT:1s", a.outbox)
+        fanout.subscribe("kline:BTCUSDT:1s", b.outbox)
+        fanout.subscribe("ticker:ETHUSDT", b.outbox)
+        fanout.publish(b"btc", "kline:BTCUSDT:1s")
+        fanout.publish(b"eth", "ticker:ETHUSDT")
+        fanout.publish(b"nobody", "kline:XRPUSDT:1s")
+        await a.client.wait_for(1)
+        await b.client.wait_for(2)
+        fanout.unsubscribe("kline:BTCUSDT:1s", a.outbox)
+        fanout.unsubscribe("kline:XRPUSDT:1s", a.outbox)  # not followed: nothing happens
+        fanout.publish(b"btc again", "kline:BTCUSDT:1s")
+        await b.client.wait_for(3)
+    assert a.client.received == [b"btc"]
+    assert b.client.received == [b"btc", b"eth", b"btc again"]
