@@ -23,6 +23,7 @@ from cryptochart.core.settings import Settings
 from cryptochart.core.topics import ensure_topics
 from cryptochart.db.migrate import FLAVOURS, Flavour, detect_flavour, migrate_configured
 from cryptochart.devservices import local
+from tests.policy_jobs import set_jobs
 
 
 def flavours_under_test() -> list[Flavour]:
@@ -128,10 +129,7 @@ def settings(
     ours = provisioned(base_settings, database_factory(f"main_{flavour}"), flavour)
     if flavour == "timescaledb":
         with psycopg.connect(ours.database_url, autocommit=True) as conn:
-            conn.execute(
-                "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
-                "WHERE proc_name IN ('policy_retention', 'policy_compression')"
-            )
+            set_jobs(conn, "scheduled => false")
     return ours
 
 

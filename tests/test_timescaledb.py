@@ -25,6 +25,7 @@ from cryptochart.db.migrate import MigrationResult, detect_flavour, discover, mi
 from cryptochart.ingest.inserter import staging_rows, write_batch
 from cryptochart.ingest.minute_job import MinuteJob
 from tests.pipeline import DATA, rolled_up, stored_row
+from tests.policy_jobs import set_jobs
 from tests.test_schema import AGGREGATES, KLINE_COLUMNS, columns
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -151,10 +152,7 @@ def test_retention_jobs_drop_old_chunks_and_aggregates(url: str) -> None:
     with connect(url) as conn:
         # This database's job scheduler would run them on its own clock at any moment (and a
         # columnstore job running beside run_job below deadlocked with it once).
-        conn.execute(
-            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
-            "WHERE proc_name IN ('policy_retention', 'policy_compression')"
-        )
+        set_jobs(conn, "scheduled => false")
         for age in ages.values():
             minute = now - age
             insert_klines(conn, synthetic_klines(["RETAINUSDT"], minute, 5, seed=age.days))

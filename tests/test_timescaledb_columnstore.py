@@ -29,10 +29,10 @@ from tests.faults.expected import LEVELS, by_key, candles, minute_start, sim_kli
 from tests.faults.stored import difference, stored
 from tests.faults.waiting import poll_until
 from tests.pipeline import as_time as at
+from tests.policy_jobs import POLICIES, set_jobs
 
 DAY_MS = 86_400_000
 AGGREGATES = tuple(f"kline_{level}" for level in LEVELS)
-POLICIES = ("policy_retention", "policy_compression")
 
 
 @pytest.fixture(scope="module")
@@ -253,14 +253,6 @@ def policy_jobs(conn: Conn) -> dict[int, tuple[str, str]]:
         (list(POLICIES),),
     ).fetchall()
     return {int(str(j)): (str(p), str(r)) for j, p, r in rows}
-
-
-def set_jobs(conn: Conn, change: str) -> None:
-    conn.execute(
-        f"SELECT alter_job(job_id, {change}) FROM timescaledb_information.jobs "
-        "WHERE proc_name = ANY(%s)",
-        (list(POLICIES),),
-    )
 
 
 def chunks(conn: Conn) -> list[tuple[str, str, bool, datetime]]:
