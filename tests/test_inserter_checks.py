@@ -14,6 +14,7 @@ from confluent_kafka import Producer
 
 from cryptochart.core.kline import InvalidKline, Kline, decode, encode, validate
 from cryptochart.core.settings import Settings
+from cryptochart.ingest.staging import TextKline
 from tests.faults.topics import read_topic
 from tests.pipeline import as_candle, candles, read_dump, renamed, running_inserter, wait_for
 
@@ -144,3 +145,18 @@ def test_every_value_is_stored_or_set_aside_as_python_decides(settings: Settings
         wait_for(lambda: candles(settings, "kline_1s", SYMBOL) == wanted, 60, "the stored klines")
         wait_for(lambda: len(letters()) == len(kinds), 60, "the dead letters")
     assert letters() == kinds
+
+
+def test_the_text_path_reads_every_field_of_a_kline() -> None:
+    """The inserter's ``TextKline`` mirrors ``Kline`` field by field (decimals as their text):
+    a field added to one and not the other would shift every staged column."""
+    kline_fields = msgspec.structs.fields(Kline)
+    text_fields = msgspec.structs.fields(TextKline)
+    assert [(f.name, f.default) for f in text_fields] == [(f.name, f.default) for f in kline_fields]
+    for k, t in zip(kline_fields, text_fields, strict=True):
+        assert t.type is (str if k.type is Decimal else k.type), k.name
+    real = read_dump(FIRST_180)[0]
+    text = msgspec.json.decode(encode(real), type=TextKline)
+    for f in kline_fields:
+        value = getattr(real, f.name)
+        assert getattr(text, f.name) == (str(value) if isinstance(value, Decimal) else value)
