@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
 import logging
 import os
 import socket
@@ -22,7 +21,7 @@ from typing import Any, NamedTuple
 import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from cryptochart.api.metrics import CONSUMER_LAG, KAFKA_MESSAGES, KAFKA_UNDECODABLE
+from cryptochart.api.metrics import CONSUMER_LAG, KAFKA_MESSAGES, KAFKA_UNDECODABLE, labelled
 from cryptochart.core.kafka_clients import RECONNECT
 from cryptochart.core.kline import InvalidKline, Kline, decode, validate
 
@@ -185,7 +184,7 @@ class KlineFeed:
         headers = dict(message.headers() or ())
         raw = headers.get("source")
         source = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else None
-        _counter(source if source in SOURCES else "other").inc()
+        labelled(KAFKA_MESSAGES, source if source in SOURCES else "other").inc()
         return Delivery(kline, source, message.timestamp()[1])
 
     def _lag(self, consumer: Consumer) -> int:
@@ -196,9 +195,3 @@ class KlineFeed:
             if high >= 0:
                 lag += max(0, high - offset)
         return lag
-
-
-@functools.cache
-def _counter(source: str) -> Any:
-    """The labelled child of the messages counter (looking it up per message is costly)."""
-    return KAFKA_MESSAGES.labels(source=source)

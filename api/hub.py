@@ -10,11 +10,10 @@ rolling day (``DayTickers``).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
@@ -35,7 +34,7 @@ from cryptochart.api.frames import (
 )
 from cryptochart.api.intervals import INTERVALS, Interval
 from cryptochart.api.live import LiveCandles
-from cryptochart.api.metrics import FRAMES_PUBLISHED
+from cryptochart.api.metrics import FRAMES_PUBLISHED, labelled
 from cryptochart.api.pool import Pool
 from cryptochart.api.seeding import CurrentReader, Seeder
 from cryptochart.api.tickers import last_day
@@ -181,13 +180,7 @@ class Hub:
 
     def _publish(self, channel: str, frame: Frame) -> None:
         self._fanout.publish(encode(frame), channel)
-        _published(type(frame).__struct_config__.tag).inc()
+        labelled(FRAMES_PUBLISHED, str(type(frame).__struct_config__.tag)).inc()
 
     async def close(self) -> None:
         await self._background.close()
-
-
-@functools.cache
-def _published(tag: object) -> Any:
-    """The labelled child of the published-frames counter (looking it up per frame is costly)."""
-    return FRAMES_PUBLISHED.labels(type=tag)

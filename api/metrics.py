@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Gauge
 
 WS_CLIENTS = Gauge("cryptochart_api_ws_clients", "Open WebSocket connections")
@@ -44,3 +46,10 @@ REPLICA_LAG_BYTES = Gauge(
     "cryptochart_api_replica_lag_bytes",
     "WAL the standby has received but not replayed yet; 0 on a primary",
 )
+
+
+@functools.cache
+def labelled(metric: Counter, value: str) -> Counter:
+    """``metric``'s child for the ``value`` of its one label, looked up once: the lookup per
+    message or frame is costly on the live path."""
+    return metric.labels(value)
