@@ -34,7 +34,7 @@ class Outbox:
         if self.closed:
             return
         self._frames.append(data)
-        if len(self._frames) > self.limit:
+        while len(self._frames) > self.limit:  # more than one when the limit has just shrunk
             self._frames.popleft()
             FRAMES_DROPPED.inc()
         if self._wake is not None and not self._wake.done():
