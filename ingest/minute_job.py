@@ -1,14 +1,13 @@
 """The minute job: roll kline_1s up into kline_1m, then 5m, 15m, 1h and 1d, over exactly the
 windows the checkpoints name, as soon as each minute is final.
 
-TimescaleDB refreshes its continuous aggregates with ``refresh_continuous_aggregate``, which
-cannot run inside a transaction; plain PostgreSQL upserts with ``kline_rollup()``, 1m in a
-transaction of its own (readable at once), the higher levels in the one that marks the
-checkpoints done. Each pass first claims the pending checkpoints it
-rolls up: the inserter never widens a claimed checkpoint (it opens a new pending one), so what
-the pass read is what it marks done, and whatever lies past the cut moves into the symbol's
-pending checkpoint. A crash leaves the checkpoints claimed and the next pass rolls them up again:
-a crash or a race re-aggregates and never skips.
+TimescaleDB refreshes its continuous aggregates with ``refresh_continuous_aggregate``, which cannot
+run inside a transaction; plain PostgreSQL upserts with ``kline_rollup()``, 1m in a transaction of
+its own (readable at once), the higher levels in the one that marks the checkpoints done. Each pass
+first claims the pending checkpoints it rolls up: the inserter never widens a claimed checkpoint (it
+opens a new pending one), so what the pass read is what it marks done, and whatever lies past the
+cut moves into the symbol's pending checkpoint. A crash leaves the checkpoints claimed and the next
+pass rolls them up again: a crash or a race re-aggregates and never skips.
 
 The job runs as soon as the inserter commits a batch writing a minute's last second (LISTEN /
 NOTIFY, :mod:`cryptochart.ingest.wakeup`), and at the latest every poll interval.

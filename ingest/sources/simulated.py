@@ -157,16 +157,14 @@ class SimulatedSource:
         started = start / 1000 if live_clock else time.time()
         emitted = 0
         for open_time in range(start, end if end is not None else 2**62, 1000):
-            if self.speed is None:
-                for walk in walks:
-                    yield walk.next(open_time, open_time + 1000)
-            else:
+            if self.speed is not None:
                 due = started + (open_time + 1000 - start) / 1000 / self.speed + _EMIT_DELAY
                 await asyncio.sleep(max(0.0, due - time.time()))
-                # Each kline's event time is when it goes out, as the exchange stamps each
-                # event it pushes: a second of many symbols takes a while to emit.
-                for walk in walks:
-                    yield walk.next(open_time, time.time_ns() // 1_000_000)
+            for walk in walks:
+                # Paced, each kline's event time is when it goes out, as the exchange stamps
+                # each event it pushes: a second of many symbols takes a while to emit.
+                sent = open_time + 1000 if self.speed is None else time.time_ns() // 1_000_000
+                yield walk.next(open_time, sent)
             emitted += len(walks)
             if self.speed is None and emitted >= _YIELD_EVERY:
                 emitted = 0
