@@ -185,3 +185,11 @@ export function formatCompleteness(part: number, whole: number): string {
   const hundredths = Math.floor((part / whole) * 10_000);
   return `${(Math.min(hundredths, part >= whole ? 10_000 : 9_999) / 100).toFixed(2)}%`;
 }
+
+/** A count with thousands separated, "86,400": as `toLocaleString("en-US")` gives it, without
+ * `Intl`, whose first use in a fresh page costs tens of milliseconds before the first candles. */
+export function formatCount(n: number): string {
+  const digits = String(Math.trunc(Math.abs(n)));
+  const grouped = digits.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return n < 0 && digits !== "0" ? `-${grouped}` : grouped;
+}

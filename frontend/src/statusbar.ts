@@ -1,7 +1,7 @@
 /** The bottom bar, editor-style: data source, bars loaded, the clocks, and the chart's credit. */
 import type { Source } from "./api.ts";
 import type { Completeness } from "./completeness.ts";
-import { formatClock, formatCompleteness, zoneLabel } from "./format.ts";
+import { formatClock, formatCompleteness, formatCount, zoneLabel } from "./format.ts";
 
 const SOURCE_NAMES: Record<Source, string> = {
   sim: "simulated",
@@ -19,6 +19,7 @@ export class StatusBar {
   private readonly local = $("status-local");
   private readonly utc = $("status-utc");
   private readonly zone = $("status-zone");
+  private zoneOffset: number | null = null;
 
   setSource(source: Source): void {
     this.source.textContent = SOURCE_NAMES[source];
@@ -27,26 +28,30 @@ export class StatusBar {
 
   setBars(count: number, loadingOlder: boolean, complete: boolean): void {
     const suffix = loadingOlder ? " · loading older…" : complete ? " · all history" : "";
-    this.bars.textContent = `${count.toLocaleString("en-US")} bars${suffix}`;
+    this.bars.textContent = `${formatCount(count)} bars${suffix}`;
   }
 
   /** How many of the seconds the visible candles should hold are stored. */
   setCompleteness(c: Completeness | null): void {
-    const n = (value: number) => value.toLocaleString("en-US");
     this.seconds.hidden = c === null || c.expected === 0;
     if (c === null || c.expected === 0) return;
     this.seconds.dataset.complete = String(c.stored >= c.expected);
     this.seconds.textContent = `seconds ${formatCompleteness(c.stored, c.expected)}`;
     this.seconds.title =
-      `${n(c.stored)} of ${n(c.expected)} seconds stored in the visible range` +
+      `${formatCount(c.stored)} of ${formatCount(c.expected)} seconds stored in the visible range` +
       (c.uncounted > 0
-        ? `; ${n(c.uncounted)} live bars not counted (their counts come by REST)`
+        ? `; ${formatCount(c.uncounted)} live bars not counted (their counts come by REST)`
         : "");
   }
 
   tick(now: number): void {
     this.local.textContent = formatClock(now);
     this.utc.textContent = `${formatClock(now, true)} UTC`;
-    this.zone.textContent = zoneLabel(new Date(now));
+    // The zone's name comes from `Intl`, asked again only when the offset changes (a DST change).
+    const offset = new Date(now).getTimezoneOffset();
+    if (offset !== this.zoneOffset) {
+      this.zoneOffset = offset;
+      this.zone.textContent = zoneLabel(new Date(now));
+    }
   }
 }

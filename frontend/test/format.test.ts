@@ -6,6 +6,7 @@ import {
   formatBarTime,
   formatCrosshairTime,
   formatChangePercent,
+  formatCount,
   formatIndicatorValue,
   formatAtStep,
   formatTick,
@@ -110,4 +111,10 @@ test("values are written at a step's decimals, exactly", () => {
     formatAtStep("123456789012345678.123456789", "0.00000001"),
     "123456789012345678.12345679",
   );
+});
+
+test("counts are grouped by thousands as en-US writes them", () => {
+  for (const n of [0, 7, 999, 1000, 20335, 86400, 1234567, -1000, -999, 10 ** 12]) {
+    assert.equal(formatCount(n), n.toLocaleString("en-US"));
+  }
 });
