@@ -62,6 +62,9 @@ const OLDER_RETRY_MS = 5_000;
 export const HOLE_FILL_DELAY_MS = 1_500;
 // Quiet markets can leave real holes at 1s; do not ask about each one.
 export const HOLE_FILL_SPACING_MS = 5_000;
+// A fill whose answer lacks the live bar after the hole came before the database had caught up
+// with the stream: asked again, spaced as above, this many times in all.
+export const HOLE_FILL_TRIES = 4;
 
 export class History {
   private symbol = DEFAULT_SYMBOL;
@@ -78,6 +81,8 @@ export class History {
   private lastHoleFillAt = 0;
   /** Holes seen and not fetched yet, as one span of bar times (seconds). */
   private holeSpan: { after: number; before: number } | null = null;
+  /** Fills of the span so far whose answer did not reach its live bar. */
+  private holeTries = 0;
   private holeTimer: number | undefined;
 
   constructor(private readonly deps: HistoryDeps) {}
@@ -111,6 +116,7 @@ export class History {
     clock.clearTimeout(this.retryTimer);
     clock.clearTimeout(this.holeTimer);
     this.holeSpan = null; // holes of the view before
+    this.holeTries = 0;
     live.interval = interval;
     live.tickSize = this.deps.tickSize(symbol);
     live.hold();
@@ -199,17 +205,15 @@ export class History {
 
   /**
    * A live bar arrived more than one interval after the newest one: fetch the bars in between,
-   * once. Quiet markets may really have no bar there, so an empty answer is left alone. Fills
+   * and that live bar with them. Quiet markets may really have no bar in between, so an answer
+   * that holds the live bar is final, empty or not; one without it came from a database still
+   * behind the stream, and the span is asked again (up to {@link HOLE_FILL_TRIES} fills). Fills
    * are spaced out: holes seen while one is on its way, or soon after, wait and are fetched
    * together as one span (never forgotten).
    */
   fillHole(afterTime: number, beforeTime: number): void {
     const { clock } = this.deps;
-    const span = this.holeSpan;
-    this.holeSpan = {
-      after: Math.min(afterTime, span?.after ?? afterTime),
-      before: Math.max(beforeTime, span?.before ?? beforeTime),
-    };
+    this.keepHole({ after: afterTime, before: beforeTime });
     if (this.holeFilling) return; // the fill on its way schedules the next one when it ends
     clock.clearTimeout(this.holeTimer);
     const spacing = this.lastHoleFillAt + HOLE_FILL_SPACING_MS - clock.now();
@@ -217,6 +221,15 @@ export class History {
       () => void this.fillHoles(),
       Math.max(HOLE_FILL_DELAY_MS, spacing),
     );
+  }
+
+  /** Add a span to the holes waiting for a fill. */
+  private keepHole(span: { after: number; before: number }): void {
+    const kept = this.holeSpan;
+    this.holeSpan = {
+      after: Math.min(span.after, kept?.after ?? span.after),
+      before: Math.max(span.before, kept?.before ?? span.before),
+    };
   }
 
   private async fillHoles(): Promise<void> {
@@ -229,15 +242,23 @@ export class History {
     const generation = this.generation;
     const { symbol, interval } = this;
     try {
+      const step = INTERVAL_MS[interval];
       const klines = await this.deps.fetchKlines(symbol, interval, {
-        startTime: span.after * 1000 + INTERVAL_MS[interval],
-        endTime: span.before * 1000 - 1,
+        startTime: span.after * 1000 + step,
+        endTime: span.before * 1000 + step - 1,
         limit: KLINES_MAX_LIMIT,
       });
-      const missing = klines.map(barFromKline).filter((b) => store.at(b.time) === undefined);
+      const bars = klines.map(barFromKline);
+      const missing = bars.filter((b) => store.at(b.time) === undefined);
       if (generation === this.generation && store.merge(missing) > 0) {
         chart.setAll(store.bars);
         events.counted();
+      }
+      const caughtUp = bars.some((b) => b.time === span.before);
+      if (!caughtUp && ++this.holeTries < HOLE_FILL_TRIES && generation === this.generation) {
+        this.keepHole(span);
+      } else {
+        this.holeTries = 0;
       }
     } catch {
       // The gap stays; the next reconnect or reload fills it.

@@ -3,7 +3,12 @@ import { test } from "node:test";
 import { ApiRejected, ApiUnavailable, KLINES_MAX_LIMIT, type RawKline } from "../src/api.ts";
 import { BarStore } from "../src/bars.ts";
 import type { ChartState, ChartStateDetail } from "../src/chart-state.ts";
-import { HOLE_FILL_DELAY_MS, History } from "../src/history.ts";
+import {
+  HOLE_FILL_DELAY_MS,
+  HOLE_FILL_SPACING_MS,
+  HOLE_FILL_TRIES,
+  History,
+} from "../src/history.ts";
 import { LiveBars, type BarLimits } from "../src/live.ts";
 import {
   FakeChart,
@@ -336,7 +341,7 @@ test("a live bar after a hole fetches the bars in between once, 1.5 s later", as
   await settle();
   assert.deepEqual(api.calls[1]?.query, {
     startTime: NOW + MINUTE,
-    endTime: NOW + 4 * MINUTE - 1,
+    endTime: NOW + 5 * MINUTE - 1, // the live bar after the hole too
     limit: KLINES_MAX_LIMIT,
   });
   assert.ok(contiguous(store.bars, 60));
@@ -359,7 +364,7 @@ test("a live bar after a hole fetches the bars in between once, 1.5 s later", as
   await settle();
   assert.deepEqual(
     api.calls.slice(2).map((c) => c.query),
-    [{ startTime: NOW + 5 * MINUTE, endTime: NOW + 8 * MINUTE - 1, limit: KLINES_MAX_LIMIT }],
+    [{ startTime: NOW + 5 * MINUTE, endTime: NOW + 9 * MINUTE - 1, limit: KLINES_MAX_LIMIT }],
   );
   assert.ok(contiguous(store.bars, 60), "both holes filled");
   assert.equal(store.last?.time, (NOW + 8 * MINUTE) / 1000);
@@ -382,12 +387,43 @@ test("a hole seen while a fill is on its way is fetched after it, not forgotten"
   assert.deepEqual(
     api.calls.slice(1).map((c) => c.query),
     [
-      { startTime: NOW + MINUTE, endTime: NOW + 3 * MINUTE - 1, limit: KLINES_MAX_LIMIT },
-      { startTime: NOW + 4 * MINUTE, endTime: NOW + 7 * MINUTE - 1, limit: KLINES_MAX_LIMIT },
+      { startTime: NOW + MINUTE, endTime: NOW + 4 * MINUTE - 1, limit: KLINES_MAX_LIMIT },
+      { startTime: NOW + 4 * MINUTE, endTime: NOW + 8 * MINUTE - 1, limit: KLINES_MAX_LIMIT },
     ],
   );
   assert.ok(contiguous(store.bars, 60));
   assert.equal(store.size, 1_007, "every minute up to the live one, once");
+});
+
+test("a fill answered before the database caught up is asked again, a few times at most", async () => {
+  const { clock, api, store, history, live } = setup(series(NOW - 999 * MINUTE, 1_000));
+  await history.open("BTCUSDT", "1m");
+  live.apply(kline(NOW + 4 * MINUTE)); // the database still ends at NOW
+  clock.advance(HOLE_FILL_DELAY_MS);
+  await settle();
+  assert.equal(api.calls.length, 2);
+  // Two minutes of the hole are stored by the next fill, the live bar after it not yet.
+  api.klines = series(NOW - 999 * MINUTE, 1_002);
+  clock.advance(HOLE_FILL_SPACING_MS);
+  await settle();
+  assert.equal(api.calls.length, 3);
+  assert.equal(store.size, 1_003);
+  api.klines = series(NOW - 999 * MINUTE, 1_005);
+  clock.advance(HOLE_FILL_SPACING_MS);
+  await settle();
+  assert.equal(api.calls.length, 4);
+  assert.ok(contiguous(store.bars, 60), "the hole filled once the database caught up");
+  clock.advance(10 * HOLE_FILL_SPACING_MS);
+  await settle();
+  assert.equal(api.calls.length, 4, "an answer holding the live bar is final");
+
+  // A database that never catches up is asked HOLE_FILL_TRIES times, then left alone.
+  live.apply(kline(NOW + 7 * MINUTE));
+  for (let i = 0; i < HOLE_FILL_TRIES + 3; i++) {
+    clock.advance(HOLE_FILL_SPACING_MS);
+    await settle();
+  }
+  assert.equal(api.calls.length, 4 + HOLE_FILL_TRIES);
 });
 
 test("a hole of the view before a switch is not fetched for the new one", async () => {

@@ -37,6 +37,7 @@ BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # socket.ts BACKOFF_MS
 PAGE = 1_000  # api.ts KLINES_MAX_LIMIT
 HOLE_FILL_DELAY = 1.5  # history.ts HOLE_FILL_DELAY_MS
 HOLE_FILL_SPACING = 5.0  # history.ts HOLE_FILL_SPACING_MS
+HOLE_FILL_TRIES = 4  # history.ts HOLE_FILL_TRIES
 
 
 def candle_of(row: Sequence[Any]) -> Candle:
@@ -227,15 +228,23 @@ class FailoverClient:
         task.add_done_callback(self._tasks.discard)
 
     async def _fill_hole(self, after: int, before: int) -> None:
+        """history.ts fillHoles: the hole and the live bar after it; an answer without that bar
+        came before the database caught up, and is asked again, spaced, a few times at most."""
         try:
             await asyncio.sleep(HOLE_FILL_DELAY)
             assert self._http is not None
-            window = {"startTime": after + self.step, "endTime": before - 1}
-            rows = await self._fetch(self._http, self.urls[self.replica], **window)
-            with self._lock:
-                missing = [c for c in map(candle_of, rows or []) if c[0] not in self._bars]
-                self._bars.update((c[0], c) for c in missing)
-            self.hole_filled.append(len(missing))
+            window = {"startTime": after + self.step, "endTime": before + self.step - 1}
+            for tries in range(1, HOLE_FILL_TRIES + 1):
+                self._last_hole_fill = time.monotonic()
+                rows = await self._fetch(self._http, self.urls[self.replica], **window)
+                candles = [candle_of(r) for r in rows or []]
+                with self._lock:
+                    missing = [c for c in candles if c[0] not in self._bars]
+                    self._bars.update((c[0], c) for c in missing)
+                self.hole_filled.append(len(missing))
+                if tries == HOLE_FILL_TRIES or any(c[0] == before for c in candles):
+                    break
+                await asyncio.sleep(HOLE_FILL_SPACING)
         finally:
             self._hole_filling = False
 
