@@ -15,11 +15,12 @@ from pathlib import Path
 import psutil
 
 from bench import klines as sim
-from bench.live_api import free_port, wait_ready
+from bench.live_api import wait_ready
 from bench.processes import Stage, spawn, stop_all
 from bench.scratch import scratch_settings
 from cryptochart.core.settings import Settings
 from cryptochart.db.migrate import FLAVOURS, Flavour
+from cryptochart.devservices.ports import free_port
 
 AFTER_SECONDS = 30.0
 SAMPLE_SECONDS = 0.25

@@ -28,13 +28,14 @@ from psycopg.conninfo import conninfo_to_dict
 from websockets.asyncio.client import connect as ws_connect
 
 from bench import klines as sim
-from bench.live_api import free_port, wait_ready
+from bench.live_api import wait_ready
 from bench.processes import CpuMeter, Stage, pids, spawn, stop_all
 from bench.results import Outcome, RunOptions, ms, percentile
 from bench.scratch import scratch_settings
 from cryptochart.api.config import ApiConfig
 from cryptochart.core.database import Conn, connect
 from cryptochart.core.settings import Settings
+from cryptochart.devservices.ports import free_port
 
 GOOD_ADDRESS = "127.0.0.2"
 SYMBOLS = 10

@@ -25,12 +25,13 @@ from pathlib import Path
 import psycopg
 
 from bench import klines as sim
-from bench.live_api import free_port, wait_ready
+from bench.live_api import wait_ready
 from bench.processes import spawn
 from bench.profiling import StageProfile
 from bench.results import Outcome, RunOptions, ms, rate
 from bench.scratch import scratch_settings
 from cryptochart.core.settings import Settings
+from cryptochart.devservices.ports import free_port
 from cryptochart.ingest.inserter import staging_rows, write_batch
 from cryptochart.ingest.minute_job import MinuteJob
 

@@ -12,7 +12,6 @@ same feed and no client.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -42,15 +41,10 @@ from bench.scratch import dbname, scratch_settings
 from cryptochart.api import consumer as feed
 from cryptochart.core.kline import decode
 from cryptochart.core.settings import Settings
+from cryptochart.devservices.ports import free_port
 
 TARGET_P99_MS = 50.0
 TARGET_RSS_MB = 150.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_ready(settings: Settings, api: Stage, timeout: float = 90) -> None:

@@ -34,12 +34,13 @@ from playwright.sync_api import (
 from bench import klines as sim
 from bench.chromium import CHROMIUM, CHROMIUM_ARGS
 from bench.history_api import fill_day
-from bench.live_api import free_port, wait_ready
+from bench.live_api import wait_ready
 from bench.processes import spawn
 from bench.results import Outcome, RunOptions, ms, percentile
 from bench.scratch import scratch_settings
 from cryptochart.core.kline import Kline
 from cryptochart.core.settings import ROOT, Settings
+from cryptochart.devservices.ports import free_port
 from cryptochart.ingest.inserter import staging_rows, write_batch
 from cryptochart.ingest.producer import KlineProducer
 

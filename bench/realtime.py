@@ -42,7 +42,7 @@ from psycopg import AsyncConnection, IsolationLevel, sql
 
 from bench import klines as sim
 from bench.history_api import DAY_S, PAGE, RATE_LIMIT_PER_MINUTE, WrkResult, wrk
-from bench.live_api import free_port, wait_ready
+from bench.live_api import wait_ready
 from bench.processes import spawn
 from bench.results import ms, percentile
 from bench.scratch import scratch_settings
@@ -52,6 +52,7 @@ from cryptochart.api.intervals import INTERVALS, Interval, floor_to
 from cryptochart.core.kline import Kline
 from cryptochart.core.settings import Settings
 from cryptochart.db.migrate import Flavour
+from cryptochart.devservices.ports import free_port
 from cryptochart.ingest.inserter import staging_rows, write_batch
 from cryptochart.ingest.minute_job import MinuteJob, levels
 

@@ -26,7 +26,6 @@ from confluent_kafka.admin import AdminClient
 from tqdm import tqdm
 
 from bench import machine
-from bench.live_api import free_port
 from bench.processes import Stage, spawn
 from bench.scratch import scratch_settings
 from bench.soak_plot import plot
@@ -35,6 +34,7 @@ from bench.soak_summary import Summary, markdown, read_csv, summarise
 from cryptochart.core.settings import ROOT, Settings
 from cryptochart.core.symbols import parse_symbols
 from cryptochart.db.migrate import FLAVOURS, Flavour
+from cryptochart.devservices.ports import free_port
 
 
 @dataclass(frozen=True)

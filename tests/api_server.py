@@ -27,6 +27,7 @@ from cryptochart.api.history import to_datetime
 from cryptochart.core.database import Conn
 from cryptochart.core.kline import Kline, encode
 from cryptochart.core.settings import Settings
+from cryptochart.devservices.ports import free_port
 from tests.pipeline import stored_row
 
 Frame = dict[str, Any]
@@ -42,13 +43,6 @@ class ApiServer:
     @property
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://") + "/ws"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -26,13 +26,13 @@ from cryptochart.core.kline import Kline
 from cryptochart.core.settings import Settings
 from cryptochart.db.migrate import Flavour
 from cryptochart.devservices import local
+from cryptochart.devservices.ports import free_port
 from cryptochart.devservices.postgres import LocalPostgres, local_url
 from cryptochart.devservices.replica import LocalReplica
 from cryptochart.ingest.minute_job import MinuteJob
 from tests.api_server import ApiServer, insert_seconds
 from tests.conftest import flavours_under_test, provisioned
 from tests.faults.conftest import delete_topics
-from tests.faults.stages import free_port
 from tests.pipeline import produce, running_inserter, wait_for, wait_rows
 
 FIRST_180 = "BTCUSDT-1s-2024-03-01.part01.first180rows.csv"

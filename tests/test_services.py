@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, Producer
 
 from cryptochart.core.settings import Settings, SettingsError
 from cryptochart.devservices import local
+from cryptochart.devservices.ports import free_port
 from cryptochart.devservices.postgres import (
     SERVER_CONF,
     LocalPostgres,
@@ -26,7 +27,6 @@ from cryptochart.devservices.postgres import (
     server_bindir,
     timescaledb_installed,
 )
-from tests.faults.stages import free_port
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

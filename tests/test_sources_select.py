@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from dataclasses import replace
 
 import pytest
 
 from cryptochart.core.settings import Settings
+from cryptochart.devservices.ports import free_port
 from cryptochart.ingest.sources.binance.feed import BinanceSource
 from cryptochart.ingest.sources.registry import open_source
 from cryptochart.ingest.sources.replay import ReplaySource
@@ -18,13 +18,6 @@ from tests.fakes.binance import FakeBinance
 from tests.pipeline import DATA
 
 DUMP_1S = str(DATA / "BTCUSDT-1s-2024-03-01.part01.first180rows.csv")
-
-
-def closed_port() -> int:
-    """A local port nobody listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_explicit_kinds() -> None:
@@ -51,7 +44,7 @@ async def test_auto_uses_binance_when_it_answers() -> None:
 
 
 def test_auto_falls_back_to_simulated_data_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
-    settings = Settings(source="auto", binance_rest_url=f"http://127.0.0.1:{closed_port()}")
+    settings = Settings(source="auto", binance_rest_url=f"http://127.0.0.1:{free_port()}")
     with caplog.at_level(logging.WARNING, logger="cryptochart.ingest.sources.registry"):
         source = open_source(settings, probe_timeout=1.0)
     assert source.name == "sim"

@@ -31,7 +31,7 @@ from playwright.sync_api import (
 
 from bench.chromium import CHROMIUM, CHROMIUM_ARGS
 from cryptochart.core.settings import Settings
-from tests.api_server import free_port
+from cryptochart.devservices.ports import free_port
 from tests.conftest import provisioned
 from tests.pipeline import wait_for
 

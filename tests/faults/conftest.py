@@ -23,9 +23,10 @@ from psycopg import sql
 from cryptochart.core.settings import Settings
 from cryptochart.db.migrate import Flavour
 from cryptochart.devservices.kafka import LocalKafka
+from cryptochart.devservices.ports import free_port
 from cryptochart.devservices.postgres import LocalPostgres, local_url
 from tests.conftest import provisioned, with_dbname
-from tests.faults.stages import Stages, free_port
+from tests.faults.stages import Stages
 
 Scenario = Callable[..., Settings]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -15,12 +14,6 @@ from typing import Self
 from cryptochart.core.kline import Kline
 from cryptochart.core.settings import ROOT, Settings
 from tests.faults.expected import SECOND_MS, sim_klines
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -18,9 +18,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from cryptochart.api.history import MAX_TIME
+from cryptochart.devservices.ports import free_port
 from tests.faults.conftest import Scenario
 from tests.faults.expected import SECOND_MS, past_start
-from tests.faults.stages import Stage, Stages, backfill, free_port
+from tests.faults.stages import Stage, Stages, backfill
 from tests.faults.stored import assert_landed_exactly
 from tests.faults.waiting import poll_until
 

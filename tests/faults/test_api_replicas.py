@@ -16,10 +16,11 @@ import httpx
 import pytest
 
 from cryptochart.core.settings import Settings
+from cryptochart.devservices.ports import free_port
 from tests.faults.conftest import Scenario
 from tests.faults.expected import SECOND_MS, past_start, sim_klines
 from tests.faults.failover_client import HOLE_FILL_SPACING, FailoverClient, Fleet
-from tests.faults.stages import Stage, Stages, assert_alive, free_port
+from tests.faults.stages import Stage, Stages, assert_alive
 from tests.faults.stored import assert_landed_exactly, count_rows, stored
 from tests.faults.waiting import poll_until
 

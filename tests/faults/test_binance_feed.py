@@ -18,10 +18,11 @@ import pytest
 from cryptochart.core.database import connect
 from cryptochart.core.kline import Kline
 from cryptochart.core.settings import Settings
+from cryptochart.devservices.ports import free_port
 from tests.fakes.market import kline_at
 from tests.faults.conftest import Scenario
 from tests.faults.expected import SECOND_MS, by_key, unique_klines
-from tests.faults.stages import Stage, Stages, assert_alive, free_port, settings_env
+from tests.faults.stages import Stage, Stages, assert_alive, settings_env
 from tests.faults.stored import assert_final_levels, assert_landed_exactly, first_second, matches
 from tests.faults.topics import closed_klines_in
 from tests.faults.waiting import exceeds, poll_until

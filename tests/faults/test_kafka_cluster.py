@@ -9,7 +9,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from confluent_kafka.admin._metadata import TopicMetadata
 from cryptochart.core.settings import Settings
 from cryptochart.core.topics import replication
 from cryptochart.devservices.kafka import LocalKafka
+from cryptochart.devservices.ports import free_ports
 from cryptochart.devservices.process import ServiceError
 from tests.faults.conftest import Scenario
 from tests.faults.expected import past_start
@@ -32,24 +32,6 @@ from tests.faults.stored import assert_landed_exactly
 from tests.faults.waiting import poll_until
 
 BROKERS = 3
-
-
-def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free ports on 127.0.0.1."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        if first + count > 65535:
-            continue
-        try:
-            for port in range(first, first + count):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return first
-    raise AssertionError(f"no {count} consecutive free ports")
 
 
 def private_kafka(base: Settings, data_dir: Path, brokers: int) -> LocalKafka:

@@ -20,9 +20,9 @@ from psycopg.conninfo import make_conninfo
 from cryptochart.core.database import with_dbname
 from cryptochart.core.settings import Settings
 from cryptochart.devservices.pg_auth import LOGIN_ROLES, OWNER
+from cryptochart.devservices.ports import free_port
 from cryptochart.devservices.postgres import LocalPostgres, local_url
 from tests.faults.conftest import PrivateServices
-from tests.faults.stages import free_port
 from tests.pipeline import wait_for
 
 # pg_hba.conf as initdb --auth=trust wrote it for clusters made before passwords.
