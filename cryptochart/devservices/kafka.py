@@ -202,7 +202,10 @@ class LocalKafka:
     def _answers_metadata(self) -> bool:
         for node in self.nodes:
             if node.pid() is None:
-                raise ServiceError(f"Kafka exited during start-up; see {node.root / 'server.log'}")
+                raise ServiceError(
+                    f"Kafka exited during start-up; see {node.root / 'server.log'}"
+                    + _errors_in(node.root / "server.log")
+                )
         # log_level 0: connection refusals while the broker starts are expected, not news.
         admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
         try:
@@ -271,3 +274,14 @@ def new_cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):
             return cluster_id
+
+
+def _errors_in(log: Path, most: int = 5) -> str:
+    """The log's last ERROR lines (and the exception lines after them), for the message of a
+    start-up that failed: the folder may be gone by the time someone reads it."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    wanted = [line for line in lines if "ERROR" in line or "Exception" in line][-most:]
+    return "".join(f"\n  {line[:300]}" for line in wanted)
