@@ -70,14 +70,18 @@ class FailoverClient:
         # Candles REST added after each reconnect (newer than the newest shown), and per hole.
         self.gap_filled: list[int] = []
         self.hole_filled: list[int] = []
-        self.holes_left: list[tuple[int, int]] = []  # (after, before) seen while one was asked
+        # (after, before) of holes seen while a fill was due or on its way: fetched with it or next.
+        self.holes_waited: list[tuple[int, int]] = []
         self._bars: dict[int, Candle] = {}
         self._last: int | None = None
         self._lock = threading.Lock()  # the test's thread reads the bars while this one writes
         self._holding = True
         self._pending: list[Candle] = []
         self._attempt = 0
+        self._hole_span: tuple[int, int] | None = None  # holes waiting for a fill, as one span
+        self._hole_timer: asyncio.TimerHandle | None = None
         self._hole_filling = False
+        self._hole_tries = 0
         self._last_hole_fill = -HOLE_FILL_SPACING
         self._generation = 0  # bumped per socket: a fill of a closed one is dropped
         self._tasks: set[asyncio.Task[None]] = set()
@@ -217,36 +221,61 @@ class FailoverClient:
             self._hole(previous, candle[0])
 
     def _hole(self, after: int, before: int) -> None:
-        now = time.monotonic()
-        if self._hole_filling or now - self._last_hole_fill < HOLE_FILL_SPACING:
-            self.holes_left.append((after, before))
-            return
-        self._hole_filling = True
-        self._last_hole_fill = now
-        task = asyncio.get_running_loop().create_task(self._fill_hole(after, before))
+        """history.ts fillHole: the hole joins the span waiting for a fill, fetched 1.5 s after
+        the newest hole and 5 s after the last fill at the earliest, or after the fill on its
+        way."""
+        if self._hole_filling or self._hole_timer is not None:
+            self.holes_waited.append((after, before))
+        self._keep_hole(after, before)
+        if not self._hole_filling:
+            self._schedule_fill()
+
+    def _keep_hole(self, after: int, before: int) -> None:
+        span = self._hole_span
+        self._hole_span = (min(after, span[0]), max(before, span[1])) if span else (after, before)
+
+    def _schedule_fill(self) -> None:
+        if self._hole_timer is not None:
+            self._hole_timer.cancel()
+        spacing = self._last_hole_fill + HOLE_FILL_SPACING - time.monotonic()
+        self._hole_timer = asyncio.get_running_loop().call_later(
+            max(HOLE_FILL_DELAY, spacing), self._start_fill
+        )
+
+    def _start_fill(self) -> None:
+        self._hole_timer = None
+        task = asyncio.get_running_loop().create_task(self._fill_holes())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _fill_hole(self, after: int, before: int) -> None:
-        """history.ts fillHoles: the hole and the live bar after it; an answer without that bar
-        came before the database caught up, and is asked again, spaced, a few times at most."""
+    async def _fill_holes(self) -> None:
+        """history.ts fillHoles: the span and the live bar after it; an answer without that bar
+        came before the database caught up, and the span is asked again (4 fills at most)."""
+        span, self._hole_span = self._hole_span, None
+        if span is None:
+            return
+        after, before = span
+        self._hole_filling = True
+        self._last_hole_fill = time.monotonic()
         try:
-            await asyncio.sleep(HOLE_FILL_DELAY)
             assert self._http is not None
             window = {"startTime": after + self.step, "endTime": before + self.step - 1}
-            for tries in range(1, HOLE_FILL_TRIES + 1):
-                self._last_hole_fill = time.monotonic()
-                rows = await self._fetch(self._http, self.urls[self.replica], **window)
-                candles = [candle_of(r) for r in rows or []]
-                with self._lock:
-                    missing = [c for c in candles if c[0] not in self._bars]
-                    self._bars.update((c[0], c) for c in missing)
-                self.hole_filled.append(len(missing))
-                if tries == HOLE_FILL_TRIES or any(c[0] == before for c in candles):
-                    break
-                await asyncio.sleep(HOLE_FILL_SPACING)
+            rows = await self._fetch(self._http, self.urls[self.replica], **window)
+            candles = [candle_of(r) for r in rows or []]
+            with self._lock:
+                missing = [c for c in candles if c[0] not in self._bars]
+                self._bars.update((c[0], c) for c in missing)
+            self.hole_filled.append(len(missing))
+            caught_up = any(c[0] == before for c in candles)
+            self._hole_tries += 1
+            if not caught_up and self._hole_tries < HOLE_FILL_TRIES:
+                self._keep_hole(after, before)
+            else:
+                self._hole_tries = 0
         finally:
             self._hole_filling = False
+        if self._hole_span is not None:
+            self._schedule_fill()
 
 
 class Fleet:

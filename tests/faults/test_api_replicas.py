@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from functools import partial
 from statistics import mean
 from typing import NamedTuple
 
@@ -19,7 +18,7 @@ from cryptochart.core.settings import Settings
 from cryptochart.devservices.ports import free_port
 from tests.faults.conftest import Scenario
 from tests.faults.expected import SECOND_MS, past_start, sim_klines
-from tests.faults.failover_client import HOLE_FILL_SPACING, FailoverClient, Fleet
+from tests.faults.failover_client import FailoverClient, Fleet
 from tests.faults.stages import Stage, Stages, assert_alive
 from tests.faults.stored import assert_landed_exactly, count_rows, stored
 from tests.faults.waiting import poll_until
@@ -82,10 +81,6 @@ def reached(client: FailoverClient, last_open: int) -> Callable[[], str | bool]:
     return check
 
 
-def later_than(moment: float) -> bool:
-    return time.monotonic() > moment
-
-
 def all_live(clients: list[FailoverClient], replica: int, since: float) -> Callable[[], bool]:
     """A poll check: every page has had a live frame from ``replica`` after ``since``."""
     return lambda: all(c.live_on(replica, since) for c in clients)
@@ -94,8 +89,8 @@ def all_live(clients: list[FailoverClient], replica: int, since: float) -> Calla
 def no_holes(clients: list[FailoverClient]) -> Callable[[], str | bool]:
     def check() -> str | bool:
         holed = [
-            f"{c.symbol} {c.interval} {c.holes()[:3]} (hole fills {c.hole_filled}, left "
-            f"{c.holes_left}, after reconnects {c.gap_filled}, errors {c.errors[-2:]})"
+            f"{c.symbol} {c.interval} {c.holes()[:3]} (hole fills {c.hole_filled}, waited "
+            f"{c.holes_waited}, after reconnects {c.gap_filled}, errors {c.errors[-2:]})"
             for c in clients
             if c.holes()
         ]
@@ -137,13 +132,7 @@ def run_failover(
     with Fleet(clients):
         serving = 0
         poll_until(all_live(clients, serving, 0.0), 30, "every page live on api-a")
-        # A page asks about a hole among its live candles at most once per HOLE_FILL_SPACING (its
-        # first load may just have asked about one; a reconnect leaves one behind its first live
-        # frame while the database trails the stream), and one seen sooner stays until the next
-        # reconnect: faults come further apart than that.
-        asked = time.monotonic()
         for _ in range(kills):
-            poll_until(partial(later_than, asked + HOLE_FILL_SPACING), 30, "the faults' spacing")
             time.sleep(rng.uniform(0.1, 1.0))  # a random moment of the stream
             stage, _ = replicas[serving]
             killed = time.monotonic()
@@ -158,7 +147,6 @@ def run_failover(
             opened = max(first.opened for first in firsts) - killed
             recoveries.append(Recovery(opened, max(first.at for first in firsts) - killed))
             poll_until(no_holes(clients), 30, "every page to fill its gap")
-            asked = time.monotonic()
             # The killed replica comes back, to be the next one the pages move to.
             stage.start()
             await_ready(stage, urls[serving])
