@@ -261,7 +261,8 @@ export class History {
         this.holeTries = 0;
       }
     } catch {
-      // The gap stays; the next reconnect or reload fills it.
+      // The gap stays; the next reconnect or reload fills it. A later span starts its own count.
+      this.holeTries = 0;
     } finally {
       this.holeFilling = false;
     }

@@ -48,10 +48,11 @@ export class StatusBar {
     this.local.textContent = formatClock(now);
     this.utc.textContent = `${formatClock(now, true)} UTC`;
     // The zone's name comes from `Intl`, asked again only when the offset changes (a DST change).
-    const offset = new Date(now).getTimezoneOffset();
+    const date = new Date(now);
+    const offset = date.getTimezoneOffset();
     if (offset !== this.zoneOffset) {
       this.zoneOffset = offset;
-      this.zone.textContent = zoneLabel(new Date(now));
+      this.zone.textContent = zoneLabel(date);
     }
   }
 }

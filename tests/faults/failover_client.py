@@ -266,7 +266,8 @@ class FailoverClient:
                 missing = [c for c in candles if c[0] not in self._bars]
                 self._bars.update((c[0], c) for c in missing)
             self.hole_filled.append(len(missing))
-            caught_up = any(c[0] == before for c in candles)
+            # A failed request leaves the gap, as the page's catch does.
+            caught_up = rows is None or any(c[0] == before for c in candles)
             self._hole_tries += 1
             if not caught_up and self._hole_tries < HOLE_FILL_TRIES:
                 self._keep_hole(after, before)
