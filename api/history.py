@@ -4,7 +4,8 @@ The aggregate relations lag: the minute job materialises a bucket about a second
 minute, so the newest bucket of a level is missing or partial. Every read therefore takes a
 level's materialised rows only before its newest bucket, and recomputes the buckets from there
 on out of the finer level, recursively down to ``kline_1s``: a 1d tail folds at most a day of
-1h rows, a few 15m/5m/1m rows and under a minute of 1s rows. A level that is empty or lags far
+1h rows, a few 15m/5m/1m rows and under a minute of 1s rows, and the 1s part is folded in SQL
+(a forming minute comes back as one row, not sixty). A level that is empty or lags far
 behind is recomputed only over the buckets a page needs: windows of at most ``limit`` buckets,
 walked from the page's end and jumping over stretches without data.
 All reads are ranges of the (symbol, open_time) primary key.
@@ -96,6 +97,21 @@ def nearest_query(interval: Interval, before: bool) -> sql.Composed:
     )
 
 
+def folded_query(interval: Interval) -> sql.Composed:
+    """Candles of ``interval`` of one symbol (%s) with open_time in [%s, %s), ascending, folded
+    in SQL from its 1s klines: :func:`candles.fold` (numeric sums are exact, so the digits are
+    the same), as :data:`_COLUMNS`, the count of seconds and the newest second's open time."""
+    return sql.SQL(
+        "SELECT date_bin({step}::interval, open_time, 'epoch'::timestamptz) AS bucket, "
+        "max(close_time), (array_agg(open ORDER BY open_time))[1], max(high), min(low), "
+        "(array_agg(close ORDER BY open_time DESC))[1], sum(volume), sum(quote_volume), "
+        "sum(trades)::bigint, sum(taker_buy_base_volume), sum(taker_buy_quote_volume), "
+        "count(*)::int, max(open_time) "
+        "FROM kline_1s WHERE symbol = %s AND open_time >= %s AND open_time < %s "
+        "GROUP BY bucket ORDER BY bucket"
+    ).format(step=sql.Literal(f"{interval.ms // SECOND_MS} seconds"))
+
+
 _ASCENDING = {name: range_query(i, descending=False) for name, i in INTERVALS.items()}
 _DESCENDING = {name: range_query(i, descending=True) for name, i in INTERVALS.items()}
 _PAGE_ASCENDING = {
@@ -104,6 +120,7 @@ _PAGE_ASCENDING = {
 _PAGE_DESCENDING = {
     name: range_query(i, descending=True, page=True) for name, i in INTERVALS.items()
 }
+_FOLDED = {name: folded_query(i) for name, i in INTERVALS.items() if i.finer == "1s"}
 _NEWEST = {name: newest_query(i) for name, i in INTERVALS.items()}
 _BEFORE = {name: nearest_query(i, before=True) for name, i in INTERVALS.items()}
 _FROM = {name: nearest_query(i, before=False) for name, i in INTERVALS.items()}
@@ -145,6 +162,34 @@ async def rows(
     query = (_DESCENDING if descending else _ASCENDING)[interval.name]
     cur = await conn.execute(query, (symbol, to_datetime(lo), to_datetime(hi), limit))
     return [_candle(row, interval) for row in await cur.fetchall()]
+
+
+async def folded(
+    conn: AsyncConn, interval: Interval, symbol: str, lo: int, hi: int
+) -> list[Candle]:
+    """Candles of ``interval`` (rolled up from 1s) in [lo, hi) folded from ``kline_1s`` in SQL."""
+    cur = await conn.execute(_FOLDED[interval.name], (symbol, to_datetime(lo), to_datetime(hi)))
+    out = []
+    for row in await cur.fetchall():
+        open_, high, low, close, volume, quote_volume, trades, base, quote, seconds = row[2:12]
+        out.append(
+            Candle(
+                to_ms(row[0]),
+                to_ms(row[1]),
+                open_,
+                high,
+                low,
+                close,
+                volume,
+                quote_volume,
+                trades,
+                base,
+                quote,
+                seconds,
+                to_ms(row[12]),
+            )
+        )
+    return out
 
 
 async def page_rows(
@@ -203,6 +248,8 @@ async def _tail(conn: AsyncConn, interval: Interval, symbol: str, lo: int, hi: i
     """Candles of ``interval`` in [lo, hi) folded from the complete finer level."""
     if lo >= hi or interval.finer is None:
         return []
+    if interval.finer == "1s":
+        return await folded(conn, interval, symbol, lo, hi)
     return fold(await complete(conn, INTERVALS[interval.finer], symbol, lo, hi), interval)
 
 

@@ -22,6 +22,7 @@ from psycopg import sql
 
 from cryptochart.api import history
 from cryptochart.api.app import create_app
+from cryptochart.api.candles import fold
 from cryptochart.api.catalog import HAS_DATA_QUERY, SYMBOLS_QUERY
 from cryptochart.api.intervals import INTERVALS
 from cryptochart.core.database import Conn
@@ -137,6 +138,33 @@ async def test_page_rows_are_the_decimal_paths_digits(db: Conn, settings: Settin
                 [type(v) for v in r] for r in from_decimals
             ], name
             assert as_text == from_decimals, name
+
+
+async def test_the_sql_fold_is_the_python_fold(db: Conn, settings: Settings) -> None:
+    """A forming candle folded from 1s klines in SQL equals, digit for digit and field for
+    field, the fold of the same 1s candles in Python (trailing zeros, 1E-8, zero, 26 digits,
+    seconds missing, two buckets)."""
+    symbol = "RESTFOLDUSDT"
+    klines = [
+        kline(symbol, T0, "0.00000010", "0.00000012", "0.00000009", "0.00000011", "123456.1"),
+        kline(symbol, T0 + 1000, "65000.10000000", "65010", "64990.5", "65001.00", "0.00100"),
+        kline(symbol, T0 + 7000, "1E-8", "0.00000003", "0.00000001", "0.00000002", "0E-8"),
+        kline(symbol, T0 + 61_000, "12345678901234567890.123456", "1E+20", "1", "2", "100"),
+        kline(symbol, T0 + 119_000, "3.5", "4", "3.25", "3.75", "0.5"),
+    ]
+    insert_seconds(db, klines)
+    one_second, one_minute = INTERVALS["1s"], INTERVALS["1m"]
+    async with await psycopg.AsyncConnection.connect(settings.api_dsn) as conn:
+        for lo, hi in ((T0, T0 + 120_000), (T0, T0 + 60_000), (T0 + 60_000, T0 + 180_000)):
+            in_sql = await history.folded(conn, one_minute, symbol, lo, hi)
+            seconds = await history.rows(conn, one_second, symbol, lo, hi)
+            assert in_sql == fold(seconds, one_minute), (lo, hi)
+            assert [c.row() for c in in_sql] == [c.row() for c in fold(seconds, one_minute)]
+        both = await history.folded(conn, one_minute, symbol, T0, T0 + 120_000)
+    assert [(c.open_time, c.seconds, c.last_second) for c in both] == [
+        (T0, 3, T0 + 7000),
+        (T0 + 60_000, 2, T0 + 119_000),
+    ]
 
 
 def test_paging_follows_binance(db: Conn, http: httpx.Client) -> None:
