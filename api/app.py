@@ -14,7 +14,6 @@ from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.middleware import DefineMiddleware
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import Message, Scope
@@ -35,7 +34,13 @@ from cryptochart.api.fanout import Fanout
 from cryptochart.api.frontend import frontend_router
 from cryptochart.api.history_cache import HistoryCache
 from cryptochart.api.hub import Hub, database_readers
-from cryptochart.api.limits import RequestsInProgress, SocketsPerAddress
+from cryptochart.api.limits import (
+    InProgress,
+    RateLimited,
+    RequestRate,
+    RequestsInProgress,
+    SocketsPerAddress,
+)
 from cryptochart.api.pool import Pool, create_pool
 from cryptochart.api.replication import Replication, replication_state, watch_replication
 from cryptochart.api.shared import Shared
@@ -173,6 +178,8 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
                 log.warning("shutdown failed: %s", closing.exception())
 
     sockets = SocketsPerAddress(config.ws_per_address)
+    rate = RequestRate(config.rate_limit_per_minute)
+    in_progress = InProgress(config.max_requests_in_progress)
     prometheus = PrometheusConfig(
         app_name="cryptochart-api",
         prefix="cryptochart_api",
@@ -211,10 +218,8 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
         lifespan=[services],
         middleware=[
             prometheus.middleware,
-            RateLimitConfig(
-                rate_limit=("minute", config.rate_limit_per_minute), exclude=UNLIMITED_PATHS
-            ).middleware,
-            DefineMiddleware(RequestsInProgress, limit=config.max_requests_in_progress),
+            DefineMiddleware(RateLimited, rate=rate, exclude=UNLIMITED_PATHS),
+            DefineMiddleware(RequestsInProgress, gate=in_progress),
         ],
         cors_config=CORSConfig(allow_origins=list(config.cors_origins), allow_methods=["GET"]),
         exception_handlers=EXCEPTION_HANDLERS,

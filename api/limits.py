@@ -1,18 +1,23 @@
-"""Bounds on what one client can make the API do: sockets per address, messages per socket and
-second, REST requests in progress at once. Each is a setting (``ApiConfig``) and each refusal
-says which limit it met."""
+"""Bounds on what one client can make the API do: HTTP requests per address and minute, sockets
+per address, messages per socket and second, REST requests in progress at once. Each is a setting
+(``ApiConfig``) and each refusal says which limit it met."""
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+import msgspec
 from litestar.enums import ScopeType
 from litestar.types import (
     ASGIApp,
     HTTPResponseBodyEvent,
     HTTPResponseStartEvent,
+    Message,
     Receive,
     Scope,
     Send,
@@ -58,43 +63,134 @@ class MessageRate:
         return True
 
 
-class RequestsInProgress:
-    """ASGI middleware: at most ``limit`` requests under ``prefix`` in progress at once; the next
-    one gets 503 with Retry-After at once rather than queueing for the database."""
+@dataclass(slots=True)
+class _Window:
+    reset: float  # when the window closes (the clock's seconds)
+    used: int  # requests counted in it, at most one past the limit
 
-    def __init__(self, app: ASGIApp, limit: int, prefix: str = "/api/") -> None:
-        self.app = app
+
+class RequestRate:
+    """At most ``limit`` HTTP requests per client address in a window of ``window`` seconds
+    opened by the address's first request. One count per address, so a request costs the same
+    whatever the limit (no list of timestamps); closed windows are swept once per window. One
+    instance serves every route (Litestar builds a middleware per route)."""
+
+    def __init__(
+        self, limit: int, window: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._windows: dict[str, _Window] = {}
+        self._sweep_at = clock() + window
+        self._policy = f"{limit}; w={window:.0f}".encode()
+
+    def admit(self, address: str) -> tuple[bool, list[tuple[bytes, bytes]]]:
+        """Count a request of ``address``: whether it is within the limit, and the headers
+        that say where the address stands (the IETF draft's RateLimit-*, Retry-After when not)."""
+        now = self._clock()
+        if now >= self._sweep_at:
+            self._windows = {a: w for a, w in self._windows.items() if w.reset > now}
+            self._sweep_at = now + self.window
+        window = self._windows.get(address)
+        if window is None or window.reset <= now:
+            window = self._windows[address] = _Window(now + self.window, 0)
+        window.used = min(window.used + 1, self.limit + 1)
+        reset = str(max(1, math.ceil(window.reset - now))).encode()
+        headers = [
+            (b"ratelimit-policy", self._policy),
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(max(0, self.limit - window.used)).encode()),
+            (b"ratelimit-reset", reset),
+        ]
+        if window.used > self.limit:
+            return False, [*headers, (b"retry-after", reset)]
+        return True, headers
+
+
+class RateLimited:
+    """ASGI middleware: HTTP requests over ``rate``'s limit get 429 with Retry-After; every
+    answer carries the RateLimit-* headers. Paths matching one of ``exclude`` (regular
+    expressions) are not counted."""
+
+    def __init__(self, app: ASGIApp, rate: RequestRate, exclude: Sequence[str] = ()) -> None:
+        self.app = app
+        self.rate = rate
+        self._excluded = re.compile("|".join(exclude)).search if exclude else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or (
+            self._excluded is not None and self._excluded(scope["path"])
+        ):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        allowed, headers = self.rate.admit("127.0.0.1" if client is None else client[0])
+        if not allowed:
+            rate = self.rate
+            detail = (
+                f"Too Many Requests: at most {rate.limit} requests per {rate.window:.0f} s from "
+                f"one address; retry in {headers[-1][1].decode()} s"
+            )
+            await _refuse(send, 429, detail, headers)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *headers]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+@dataclass(slots=True)
+class InProgress:
+    """REST requests in progress across the API, and how many may be; one instance serves every
+    route."""
+
+    limit: int
+    count: int = 0
+
+
+class RequestsInProgress:
+    """ASGI middleware: at most ``gate.limit`` requests under ``prefix`` in progress at once; the
+    next one gets 503 with Retry-After at once rather than queueing for the database."""
+
+    def __init__(self, app: ASGIApp, gate: InProgress, prefix: str = "/api/") -> None:
+        self.app = app
+        self.gate = gate
         self.prefix = prefix
-        self.in_progress = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
-        if self.in_progress >= self.limit:
-            await _busy(send, self.limit)
+        gate = self.gate
+        if gate.count >= gate.limit:
+            await _busy(send, gate.limit)
             return
-        self.in_progress += 1
+        gate.count += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_progress -= 1
+            gate.count -= 1
 
 
 async def _busy(send: Send, limit: int) -> None:
-    body = (
-        b'{"status_code":503,"detail":"the API is answering '
-        + str(limit).encode()
-        + b' requests already; retry shortly"}'
-    )
+    detail = f"the API is answering {limit} requests already; retry shortly"
+    await _refuse(send, 503, detail, [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())])
+
+
+async def _refuse(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
+    """Answer ``status`` with Litestar's error body (``status_code``, ``detail``)."""
+    body = msgspec.json.encode({"status_code": status, "detail": detail})
     start: HTTPResponseStartEvent = {
         "type": "http.response.start",
-        "status": 503,
+        "status": status,
         "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+            *headers,
         ],
     }
     await send(start)

@@ -193,6 +193,8 @@ def test_requests_past_the_cap_get_503_with_retry_after(
             assert busy.status_code == 503, busy.text
             assert busy.headers["retry-after"] == "1"
             assert "1 requests already" in busy.json()["detail"]
+            # The cap is the API's, not a route's: another data route is refused as well.
+            assert client.get("/api/v1/symbols").status_code == 503
             assert client.get("/health").status_code == 200  # outside the API's data routes
             locker.rollback()
             thread.join(60)

@@ -25,6 +25,7 @@ from cryptochart.api.app import create_app
 from cryptochart.api.candles import fold
 from cryptochart.api.catalog import HAS_DATA_QUERY, SYMBOLS_QUERY
 from cryptochart.api.intervals import INTERVALS
+from cryptochart.api.limits import RequestRate
 from cryptochart.core.database import Conn
 from cryptochart.core.kline import Kline
 from cryptochart.core.settings import Settings
@@ -447,11 +448,35 @@ def test_unreachable_services_make_ready_503_and_reads_503(settings: Settings) -
 
 
 def test_rate_limit(settings: Settings) -> None:
+    """Per address and minute over every route (the page and its files too), with the IETF
+    draft's headers on each answer and Retry-After on the refusal; health checks not counted."""
     config = replace(TEST_CONFIG, rate_limit_per_minute=3)
     with TestClient(create_app(settings, config)) as client:
-        codes = [client.get("/api/v1/status").status_code for _ in range(4)]
-        assert codes == [200, 200, 200, 429]
+        answers = [client.get(path) for path in ("/api/v1/status", "/", "/api/v1/symbols")]
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        assert [a.headers["ratelimit-remaining"] for a in answers] == ["2", "1", "0"]
+        assert answers[0].headers["ratelimit-policy"] == "3; w=60"
+        assert answers[0].headers["ratelimit-limit"] == "3"
+        assert 0 < int(answers[0].headers["ratelimit-reset"]) <= 60
+        refused = client.get("/api/v1/status")
+        assert refused.status_code == 429
+        assert 0 < int(refused.headers["retry-after"]) <= 60
+        assert refused.json()["status_code"] == 429
+        assert "at most 3 requests per 60 s" in refused.json()["detail"]
+        assert client.get("/api/v1/klines", params={"symbol": "BTCUSDT"}).status_code == 429
         assert all(client.get("/health").status_code == 200 for _ in range(5))
+
+
+def test_a_rate_window_opens_again_once_it_closes() -> None:
+    now = [100.0]
+    rate = RequestRate(2, window=60.0, clock=lambda: now[0])
+    assert [rate.admit("a")[0] for _ in range(3)] == [True, True, False]
+    assert rate.admit("b")[0]  # per address
+    now[0] += 59.0
+    allowed, headers = rate.admit("a")
+    assert not allowed and dict(headers)[b"retry-after"] == b"1"
+    now[0] += 1.0
+    assert [rate.admit("a")[0] for _ in range(3)] == [True, True, False]
 
 
 def test_cors_origins_are_configurable(settings: Settings) -> None:
