@@ -76,11 +76,12 @@ def range_query(interval: Interval, descending: bool, *, page: bool = False) -> 
     )
 
 
-def newest_query(interval: Interval) -> sql.Composed:
-    """Open time of one symbol's newest row."""
+def newest_query(interval: Interval, *, page: bool = False) -> sql.Composed:
+    """Open time of one symbol's newest row; with ``page``, that row as a :data:`PageRow`."""
+    columns = sql.SQL("{}, seconds").format(_PAGE_COLUMNS) if page else sql.SQL("open_time")
     return sql.SQL(
-        "SELECT open_time FROM {relation} WHERE symbol = %s ORDER BY open_time DESC LIMIT 1"
-    ).format(relation=sql.Identifier(interval.relation))
+        "SELECT {columns} FROM {relation} WHERE symbol = %s ORDER BY open_time DESC LIMIT 1"
+    ).format(columns=columns, relation=sql.Identifier(interval.relation))
 
 
 def nearest_query(interval: Interval, before: bool) -> sql.Composed:
@@ -122,6 +123,9 @@ _PAGE_DESCENDING = {
 }
 _FOLDED = {name: folded_query(i) for name, i in INTERVALS.items() if i.finer == "1s"}
 _NEWEST = {name: newest_query(i) for name, i in INTERVALS.items()}
+_NEWEST_PAGE_ROW = {
+    name: newest_query(i, page=True) for name, i in INTERVALS.items() if i.finer is not None
+}
 _BEFORE = {name: nearest_query(i, before=True) for name, i in INTERVALS.items()}
 _FROM = {name: nearest_query(i, before=False) for name, i in INTERVALS.items()}
 
@@ -407,9 +411,10 @@ async def newest_head(
     has no materialised row at or before ``hi``'s bucket (the page is computed whole)."""
     if interval.finer is None:
         return None
-    newest = await newest_open_time(conn, interval, symbol)
-    if newest is None or hi <= newest:
+    cur = await conn.execute(_NEWEST_PAGE_ROW[interval.name], (symbol,))
+    row: PageRow | None = await cur.fetchone()
+    if row is None or hi <= row[0]:
         return None
+    newest = row[0]
     tail = await newest_folded(conn, interval, symbol, newest, hi, limit)
-    row = await page_rows(conn, interval, symbol, newest, newest + interval.ms, limit=1)
-    return newest, _splice(row, [page_row(c) for c in tail], _page_key)[-limit:]
+    return newest, _splice([row], [page_row(c) for c in tail], _page_key)[-limit:]
