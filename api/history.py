@@ -78,7 +78,8 @@ def range_query(interval: Interval, descending: bool, *, page: bool = False) -> 
 
 def newest_query(interval: Interval, *, page: bool = False) -> sql.Composed:
     """Open time of one symbol's newest row; with ``page``, that row as a :data:`PageRow`."""
-    columns = sql.SQL("{}, seconds").format(_PAGE_COLUMNS) if page else sql.SQL("open_time")
+    seconds = sql.SQL("1" if interval.finer is None else "seconds")
+    columns = sql.SQL("{}, {}").format(_PAGE_COLUMNS, seconds) if page else sql.SQL("open_time")
     return sql.SQL(
         "SELECT {columns} FROM {relation} WHERE symbol = %s ORDER BY open_time DESC LIMIT 1"
     ).format(columns=columns, relation=sql.Identifier(interval.relation))
@@ -98,19 +99,41 @@ def nearest_query(interval: Interval, before: bool) -> sql.Composed:
     )
 
 
-def folded_query(interval: Interval) -> sql.Composed:
-    """Candles of ``interval`` of one symbol (%s) with open_time in [%s, %s), ascending, folded
-    in SQL from its 1s klines: :func:`candles.fold` (numeric sums are exact, so the digits are
-    the same), as :data:`_COLUMNS`, the count of seconds and the newest second's open time."""
+def _fold_query(interval: Interval, where: str) -> sql.Composed:
+    """Candles of ``interval`` folded in SQL from one symbol's 1s klines matching ``where``,
+    ascending: :func:`candles.fold` (numeric sums are exact, so the digits are the same), as
+    :data:`_COLUMNS`, the count of seconds and the newest second's open time. ``{step}`` in
+    ``where`` is the interval."""
+    step = sql.SQL("{}::interval").format(sql.Literal(f"{interval.ms // SECOND_MS} seconds"))
     return sql.SQL(
-        "SELECT date_bin({step}::interval, open_time, 'epoch'::timestamptz) AS bucket, "
+        "SELECT date_bin({step}, open_time, 'epoch'::timestamptz) AS bucket, "
         "max(close_time), (array_agg(open ORDER BY open_time))[1], max(high), min(low), "
         "(array_agg(close ORDER BY open_time DESC))[1], sum(volume), sum(quote_volume), "
         "sum(trades)::bigint, sum(taker_buy_base_volume), sum(taker_buy_quote_volume), "
-        "count(*)::int, max(open_time) "
-        "FROM kline_1s WHERE symbol = %s AND open_time >= %s AND open_time < %s "
+        "count(*)::int, max(open_time) FROM kline_1s WHERE " + where + " "
         "GROUP BY bucket ORDER BY bucket"
-    ).format(step=sql.Literal(f"{interval.ms // SECOND_MS} seconds"))
+    ).format(step=step)
+
+
+def folded_query(interval: Interval) -> sql.Composed:
+    """Candles of ``interval`` of one symbol (%s) with open_time in [%s, %s), folded in SQL."""
+    return _fold_query(interval, "symbol = %s AND open_time >= %s AND open_time < %s")
+
+
+def newest_folded_query(interval: Interval) -> sql.Composed:
+    """Of one symbol's 1s klines in [lo, hi), the newest ``buckets`` buckets of ``interval``
+    counted back from the bucket of the newest of them, folded in SQL (named parameters): the
+    window :func:`newest_folded` walks, found and folded in one statement."""
+    top = (
+        "(SELECT date_bin({step}, open_time, 'epoch'::timestamptz) + {step} FROM kline_1s "
+        "WHERE symbol = %(symbol)s AND open_time >= %(lo)s AND open_time < %(hi)s "
+        "ORDER BY open_time DESC LIMIT 1)"
+    )
+    return _fold_query(
+        interval,
+        f"symbol = %(symbol)s AND open_time < {top} "
+        f"AND open_time >= greatest(%(lo)s, {top} - %(buckets)s * {{step}})",
+    )
 
 
 _ASCENDING = {name: range_query(i, descending=False) for name, i in INTERVALS.items()}
@@ -122,10 +145,9 @@ _PAGE_DESCENDING = {
     name: range_query(i, descending=True, page=True) for name, i in INTERVALS.items()
 }
 _FOLDED = {name: folded_query(i) for name, i in INTERVALS.items() if i.finer == "1s"}
+_NEWEST_FOLDED = {name: newest_folded_query(i) for name, i in INTERVALS.items() if i.finer == "1s"}
 _NEWEST = {name: newest_query(i) for name, i in INTERVALS.items()}
-_NEWEST_PAGE_ROW = {
-    name: newest_query(i, page=True) for name, i in INTERVALS.items() if i.finer is not None
-}
+_NEWEST_PAGE_ROW = {name: newest_query(i, page=True) for name, i in INTERVALS.items()}
 _BEFORE = {name: nearest_query(i, before=True) for name, i in INTERVALS.items()}
 _FROM = {name: nearest_query(i, before=False) for name, i in INTERVALS.items()}
 
@@ -168,13 +190,9 @@ async def rows(
     return [_candle(row, interval) for row in await cur.fetchall()]
 
 
-async def folded(
-    conn: AsyncConn, interval: Interval, symbol: str, lo: int, hi: int
-) -> list[Candle]:
-    """Candles of ``interval`` (rolled up from 1s) in [lo, hi) folded from ``kline_1s`` in SQL."""
-    cur = await conn.execute(_FOLDED[interval.name], (symbol, to_datetime(lo), to_datetime(hi)))
+def _folded_candles(rows: list[tuple[Any, ...]]) -> list[Candle]:
     out = []
-    for row in await cur.fetchall():
+    for row in rows:
         open_, high, low, close, volume, quote_volume, trades, base, quote, seconds = row[2:12]
         out.append(
             Candle(
@@ -194,6 +212,24 @@ async def folded(
             )
         )
     return out
+
+
+async def folded(
+    conn: AsyncConn, interval: Interval, symbol: str, lo: int, hi: int
+) -> list[Candle]:
+    """Candles of ``interval`` (rolled up from 1s) in [lo, hi) folded from ``kline_1s`` in SQL."""
+    cur = await conn.execute(_FOLDED[interval.name], (symbol, to_datetime(lo), to_datetime(hi)))
+    return _folded_candles(await cur.fetchall())
+
+
+async def folded_window(
+    conn: AsyncConn, interval: Interval, symbol: str, lo: int, hi: int, buckets: int
+) -> list[Candle]:
+    """Candles of ``interval`` (rolled up from 1s) in the ``buckets`` buckets of [lo, hi) that
+    end with the newest 1s kline there, folded from ``kline_1s`` in SQL."""
+    params = {"symbol": symbol, "lo": to_datetime(lo), "hi": to_datetime(hi), "buckets": buckets}
+    cur = await conn.execute(_NEWEST_FOLDED[interval.name], params)
+    return _folded_candles(await cur.fetchall())
 
 
 async def page_rows(
@@ -289,12 +325,22 @@ async def newest_folded(
 ) -> list[Candle]:
     """The newest ``limit`` candles of ``interval`` in [lo, hi) folded from the finer level,
     ascending: recomputed over windows of at most the buckets still wanted, from ``hi`` down,
-    each empty stretch skipped in one probe. Never folds more than ``limit`` buckets' worth of
-    data beyond the page (bounds bucket-aligned)."""
+    each empty stretch skipped in one probe (for a level rolled up from 1s, the probe and the
+    fold are one statement). Never folds more than ``limit`` buckets' worth of data beyond the
+    page (bounds bucket-aligned)."""
     out: list[Candle] = []
     top = hi
     while top > lo and len(out) < limit:
-        bottom = max(lo, top - (limit - len(out)) * interval.ms)
+        wanted = limit - len(out)
+        if interval.finer == "1s":  # the window's top found by the fold itself: one statement
+            window = await folded_window(conn, interval, symbol, lo, top, wanted)
+            if not window:
+                break
+            bottom = max(lo, window[-1].open_time + interval.ms - wanted * interval.ms)
+            out = window + out
+            top = bottom
+            continue
+        bottom = max(lo, top - wanted * interval.ms)
         out = await _tail(conn, interval, symbol, bottom, top) + out
         if len(out) >= limit or bottom <= lo:
             break
