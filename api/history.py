@@ -99,14 +99,14 @@ def nearest_query(interval: Interval, before: bool) -> sql.Composed:
     )
 
 
-def _fold_query(interval: Interval, where: str) -> sql.Composed:
+def _fold_query(interval: Interval, where: str, before: str = "") -> sql.Composed:
     """Candles of ``interval`` folded in SQL from one symbol's 1s klines matching ``where``,
     ascending: :func:`candles.fold` (numeric sums are exact, so the digits are the same), as
     :data:`_COLUMNS`, the count of seconds and the newest second's open time. ``{step}`` in
-    ``where`` is the interval."""
+    ``where`` and ``before`` (a WITH clause) is the interval."""
     step = sql.SQL("{}::interval").format(sql.Literal(f"{interval.ms // SECOND_MS} seconds"))
     return sql.SQL(
-        "SELECT date_bin({step}, open_time, 'epoch'::timestamptz) AS bucket, "
+        before + "SELECT date_bin({step}, open_time, 'epoch'::timestamptz) AS bucket, "
         "max(close_time), (array_agg(open ORDER BY open_time))[1], max(high), min(low), "
         "(array_agg(close ORDER BY open_time DESC))[1], sum(volume), sum(quote_volume), "
         "sum(trades)::bigint, sum(taker_buy_base_volume), sum(taker_buy_quote_volume), "
@@ -125,14 +125,16 @@ def newest_folded_query(interval: Interval) -> sql.Composed:
     counted back from the bucket of the newest of them, folded in SQL (named parameters): the
     window :func:`newest_folded` walks, found and folded in one statement."""
     top = (
-        "(SELECT date_bin({step}, open_time, 'epoch'::timestamptz) + {step} FROM kline_1s "
+        "WITH top AS MATERIALIZED ("
+        "SELECT date_bin({step}, open_time, 'epoch'::timestamptz) + {step} AS t FROM kline_1s "
         "WHERE symbol = %(symbol)s AND open_time >= %(lo)s AND open_time < %(hi)s "
-        "ORDER BY open_time DESC LIMIT 1)"
+        "ORDER BY open_time DESC LIMIT 1) "
     )
     return _fold_query(
         interval,
-        f"symbol = %(symbol)s AND open_time < {top} "
-        f"AND open_time >= greatest(%(lo)s, {top} - %(buckets)s * {{step}})",
+        "symbol = %(symbol)s AND open_time < (SELECT t FROM top) "
+        "AND open_time >= greatest(%(lo)s, (SELECT t FROM top) - %(buckets)s * {step})",
+        top,
     )
 
 
