@@ -456,7 +456,9 @@ async def newest_head(
     """The newest page's rows from its level's newest materialised bucket on (that bucket
     spliced with its recomputation, then the folded tail), and that bucket's open time: the
     rest of the page is the materialised rows before it, which are final. None when the level
-    has no materialised row at or before ``hi``'s bucket (the page is computed whole)."""
+    has no materialised row at or before ``hi``'s bucket (the page is computed whole). Needs no
+    snapshot across its statements: a bucket materialised after the first is recomputed from
+    1s klines anyway, and the splice keeps the version made of more seconds."""
     if interval.finer is None:
         return None
     cur = await conn.execute(_NEWEST_PAGE_ROW[interval.name], (symbol,))

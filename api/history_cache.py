@@ -29,7 +29,7 @@ from cryptochart.api import history
 from cryptochart.api.history import PageRow
 from cryptochart.api.intervals import INTERVALS, ceil_to, floor_to
 from cryptochart.api.page_cache import Entry, PageCache
-from cryptochart.api.pool import Pool
+from cryptochart.api.pool import Pool, standalone
 from cryptochart.core.database import AsyncConn
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ class HistoryCache:
         """The newest ``limit`` candles up to ``end`` as the final page before the newest
         materialised bucket and the rows from it on; None when the page holds no such bucket."""
         interval = INTERVALS[request.interval]
-        async with self.pool.connection() as conn:
+        async with standalone(self.pool) as conn:
             found = await history.newest_head(
                 conn, interval, request.symbol, page_end(request), request.limit
             )
@@ -254,13 +254,8 @@ class HistoryCache:
             since[symbol] = None if None in tags else min(t for t in tags if t is not None)
         if not since:
             return
-        async with self.pool.connection() as conn:
-            # One statement, no transaction around it: one round trip instead of three.
-            await conn.set_autocommit(True)
-            try:
-                found = await changes(conn, since)
-            finally:
-                await conn.set_autocommit(False)
+        async with standalone(self.pool) as conn:
+            found = await changes(conn, since)
         for symbol, entries in considered.items():
             state = found[symbol]
             for key, entry in entries:

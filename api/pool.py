@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from psycopg import IsolationLevel
 from psycopg_pool import AsyncConnectionPool
 
@@ -34,3 +37,15 @@ def create_pool(dsn: str, config: ApiConfig) -> Pool:
         kwargs={"options": f"-c statement_timeout={timeout_ms}", "connect_timeout": 5},
         name="cryptochart-api",
     )
+
+
+@asynccontextmanager
+async def standalone(pool: Pool) -> AsyncIterator[AsyncConn]:
+    """A pooled connection in autocommit, for reads whose statements each stand alone (none
+    needs the snapshot of another): one round trip a statement, no BEGIN and COMMIT around."""
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        try:
+            yield conn
+        finally:
+            await conn.set_autocommit(False)
