@@ -169,7 +169,10 @@ export class App {
       symbols: () => this.market.symbols,
       tickSize: (symbol) => this.sizes(symbol).tickSize,
       events: {
-        state: (state, detail) => this.chartState.set(state, detail),
+        state: (state, detail) => {
+          if (state !== "loading") this.chart.reveal();
+          this.chartState.set(state, detail);
+        },
         follow: (symbol, interval) => this.socket.followKlines(symbol, interval),
         cleared: () => {
           this.hoverTime = null;

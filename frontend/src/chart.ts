@@ -60,13 +60,19 @@ export class CandleChart {
    * the times ascending across a DST change; labels undo it and format the true instant.
    */
   private shift = 0;
+  /** A fit waiting for the chart's first width (see {@link fit}). */
+  private fitPending: (() => void) | null = null;
 
   constructor(
-    container: HTMLElement,
+    private readonly container: HTMLElement,
     events: ChartEvents,
     /** Unix ms now, for telling the forming candle from one missing seconds. */
     private readonly now: () => number,
   ) {
+    // Out of the layout until its first data (or a state with none): an empty chart's first
+    // paint (every canvas sized and drawn) is ~100 ms in a fresh page, and it would run before
+    // the page gets to the first history answer.
+    container.hidden = true;
     this.chart = createChart(container, {
       autoSize: true,
       layout: {
@@ -185,16 +191,46 @@ export class CandleChart {
 
   /** Show a new symbol or interval: all bars at once, scrolled to the newest. */
   show(bars: readonly Bar[], interval: Interval, format: PriceFormat): void {
+    this.reveal();
     this.interval = interval;
     // Daily bars are UTC days and are labelled so; everything finer reads in local time.
     this.shift = interval === "1d" ? 0 : -new Date().getTimezoneOffset() * 60;
-    // A short history fills the width with wider bars instead of leaving the left side empty.
-    const width = this.chart.timeScale().width();
-    const barSpacing = Math.min(16, Math.max(7, width / (bars.length + 4)));
-    this.chart.applyOptions({ timeScale: { secondsVisible: interval === "1s", barSpacing } });
+    this.chart.applyOptions({ timeScale: { secondsVisible: interval === "1s" } });
     this.setPriceFormat(format);
     this.setAll(bars);
-    this.chart.timeScale().scrollToRealTime();
+    this.fit(bars.length);
+  }
+
+  /**
+   * Space `count` bars and scroll to the newest. A short history fills the width with wider bars
+   * instead of leaving the left side empty; a chart just put in the layout has no width yet, and
+   * is fitted once it has one.
+   */
+  private fit(count: number): void {
+    const timeScale = this.chart.timeScale();
+    if (this.fitPending !== null) timeScale.unsubscribeSizeChange(this.fitPending);
+    this.fitPending = null;
+    const width = timeScale.width();
+    if (width === 0) {
+      // After the resize is through (the chart settles its scroll on a resize), unless another
+      // fit came first.
+      const pending = (): void => {
+        requestAnimationFrame(() => {
+          if (this.fitPending === pending) this.fit(count);
+        });
+      };
+      this.fitPending = pending;
+      timeScale.subscribeSizeChange(pending);
+      return;
+    }
+    const barSpacing = Math.min(16, Math.max(7, width / (count + 4)));
+    this.chart.applyOptions({ timeScale: { barSpacing } });
+    timeScale.scrollToRealTime();
+  }
+
+  /** Put the chart in the layout (it starts out of it, until there is something to show). */
+  reveal(): void {
+    this.container.hidden = false;
   }
 
   /** Decimals of the price axis, the candles' and the indicators' in prices. */

@@ -47,12 +47,22 @@ export class StatusBar {
   tick(now: number): void {
     this.local.textContent = formatClock(now);
     this.utc.textContent = `${formatClock(now, true)} UTC`;
-    // The zone's name comes from `Intl`, asked again only when the offset changes (a DST change).
-    const date = new Date(now);
-    const offset = date.getTimezoneOffset();
+    // The zone's name comes from `Intl`, asked again only when the offset changes (a DST change),
+    // and once the page is idle: `Intl`'s first use in a fresh page costs tens of milliseconds,
+    // which the first tick would otherwise add before the first candles.
+    const offset = new Date(now).getTimezoneOffset();
     if (offset !== this.zoneOffset) {
       this.zoneOffset = offset;
-      this.zone.textContent = zoneLabel(date);
+      whenIdle(() => {
+        this.zone.textContent = zoneLabel(new Date());
+      });
     }
   }
+}
+
+/** Run `task` when the page has nothing else to do (within a second), or soon where the
+ * browser cannot say. */
+function whenIdle(task: () => void): void {
+  if (typeof requestIdleCallback === "function") requestIdleCallback(task, { timeout: 1000 });
+  else setTimeout(task, 200);
 }
