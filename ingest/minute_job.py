@@ -2,8 +2,10 @@
 windows the checkpoints name, as soon as each minute is final.
 
 TimescaleDB refreshes its continuous aggregates with ``refresh_continuous_aggregate``, which cannot
-run inside a transaction; plain PostgreSQL upserts with ``kline_rollup()``, 1m in a transaction of
-its own (readable at once), the higher levels in the one that marks the checkpoints done. Each pass
+run inside a transaction; plain PostgreSQL upserts with ``kline_rollup()``, 1m in transactions of
+their own (readable at once; many symbols split over two connections,
+:mod:`cryptochart.ingest.split_rollup`), the higher levels in the one that marks the checkpoints
+done. Each pass
 first claims the pending checkpoints it rolls up: the inserter never widens a claimed checkpoint (it
 opens a new pending one), so what the pass read is what it marks done, and whatever lies past the
 cut moves into the symbol's pending checkpoint. A crash leaves the checkpoints claimed and the next
@@ -38,6 +40,7 @@ from cryptochart.ingest.minute_windows import (
     merged_windows,
     minute_window,
 )
+from cryptochart.ingest.split_rollup import Helper, rollup_split
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,11 @@ class MinuteJob:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.grace = timedelta(seconds=settings.aggregate_grace_seconds)
+        self.helper = Helper(lease_dsn(settings.minute_job_dsn))
+
+    def close(self) -> None:
+        """Close the second connection of the plain flavour's 1m roll-up, if it was opened."""
+        self.helper.close()
 
     def run_once(self, conn: Conn) -> RunReport:
         """Aggregate every final minute that has unaggregated data; return what was done."""
@@ -97,8 +105,9 @@ class MinuteJob:
             # 1m first, committed on its own: its candles are readable as soon as they are
             # final. A crash before the mark leaves the checkpoints claimed, and the next pass
             # rolls every level up again.
-            with conn.transaction():
-                self.rollup(conn, plan.windows, [finest])
+            rollup_split(
+                conn, self.helper, plan.windows, lambda c, ws: self.rollup(c, ws, [finest])
+            )
             with conn.transaction():
                 self.rollup(conn, plan.windows, higher)
                 self.mark(conn, plan)
@@ -131,9 +140,11 @@ class MinuteJob:
                 if conn is not None:
                     conn.close()
                 conn = None
+                self.helper.close()
                 backoff.wait(stop)
         if conn is not None:
             conn.close()
+        self.helper.close()
 
     def plan(self, conn: Conn) -> Plan:
         """The cut, the checkpoints pending before it (claimed, in autocommit, so the inserter

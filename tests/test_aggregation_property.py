@@ -16,6 +16,7 @@ from cryptochart.core.kline import Kline
 from cryptochart.core.settings import Settings
 from cryptochart.ingest.inserter import staging_rows, write_batch
 from cryptochart.ingest.minute_job import MinuteJob
+from cryptochart.ingest.split_rollup import MIN_SYMBOLS
 from tests.pipeline import as_candle, candles, rolled_up
 
 START = 1_709_251_200_000  # 2024-03-01 00:00:00 UTC, ms
@@ -96,6 +97,50 @@ def test_aggregates_equal_reference(
     assert candles(history, "kline_1s", symbol) == [as_candle(k) for k in seconds]
     assert candles(history, "kline_1m", symbol) == reference(seconds, 60_000)
     assert candles(history, "kline_5m", symbol) == reference(seconds, 300_000)
+
+
+def test_many_symbols_roll_up_alike_split_or_not(settings: Settings) -> None:
+    """Enough symbols for plain PostgreSQL to split the 1m roll-up over two connections: every
+    symbol's candles are still the reference's, in either half."""
+    history = replace(settings, retention_1s="100 years")
+    base = next(names)
+    seconds = {
+        f"{base}X{i:03d}": [
+            fixed_second(f"{base}X{i:03d}", offset, i) for offset in range(i % 7, 130, 11 + i % 5)
+        ]
+        for i in range(MIN_SYMBOLS + 6)
+    }
+    job = MinuteJob(history)
+    try:
+        with psycopg.connect(history.database_url) as conn:
+            write_batch(conn, staging_rows(enumerate(itertools.chain(*seconds.values()))))
+            job.run_once(conn)
+        if history.db_flavour == "postgres":
+            assert job.helper.splits == 1
+        for symbol, ks in seconds.items():
+            assert candles(history, "kline_1m", symbol) == reference(ks, 60_000), symbol
+    finally:
+        job.close()
+
+
+def fixed_second(symbol: str, offset: int, seed: int) -> Kline:
+    """A consistent 1s kline whose values follow from ``offset`` and ``seed``."""
+    low = Decimal(100 + seed) + Decimal(offset) / 100
+    open_time = START + offset * 1000
+    return Kline(
+        symbol,
+        open_time,
+        open_time + 999,
+        low + Decimal("0.5"),
+        low + Decimal("1.25"),
+        low,
+        low + Decimal("0.75"),
+        Decimal(offset + 1) / 8,
+        Decimal(seed + 1) * 3,
+        offset,
+        Decimal(offset + 1) / 16,
+        Decimal(seed + 1),
+    )
 
 
 def replace_symbol(k: Kline, symbol: str) -> Kline:
