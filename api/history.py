@@ -158,7 +158,12 @@ def _candle(row: tuple[Any, ...], interval: Interval) -> Candle:
     open_time, close_time = to_ms(row[0]), to_ms(row[1])
     # A 1s kline closes 999 ms after it opens, so an aggregate's newest second opened here.
     last_second = open_time if interval.finer is None else close_time + 1 - SECOND_MS
-    open_, high, low, close, volume, quote_volume, trades, base, quote, seconds = row[2:]
+    return _candle_at(row, open_time, close_time, last_second)
+
+
+def _candle_at(row: tuple[Any, ...], open_time: int, close_time: int, last_second: int) -> Candle:
+    """A row of :data:`_COLUMNS` and the count of seconds, its times given as Unix ms."""
+    open_, high, low, close, volume, quote_volume, trades, base, quote, seconds = row[2:12]
     return Candle(
         open_time,
         close_time,
@@ -193,27 +198,8 @@ async def rows(
 
 
 def _folded_candles(rows: list[tuple[Any, ...]]) -> list[Candle]:
-    out = []
-    for row in rows:
-        open_, high, low, close, volume, quote_volume, trades, base, quote, seconds = row[2:12]
-        out.append(
-            Candle(
-                to_ms(row[0]),
-                to_ms(row[1]),
-                open_,
-                high,
-                low,
-                close,
-                volume,
-                quote_volume,
-                trades,
-                base,
-                quote,
-                seconds,
-                to_ms(row[12]),
-            )
-        )
-    return out
+    """Rows of a fold query (its newest second's open time last) as candles."""
+    return [_candle_at(r, to_ms(r[0]), to_ms(r[1]), to_ms(r[12])) for r in rows]
 
 
 async def folded(
