@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import gc
 
 from cryptochart.core.settings import Settings
+
+
+def freeze_start_up_heap() -> int:
+    """Move what start-up built (modules, the app, its routes) out of the garbage collector's
+    reach: its passes then walk only what requests create (B4: about a third more requests a
+    second, and a lower p99). Garbage is collected first, so none is kept; returns how many
+    objects are frozen (also the gauge ``cryptochart_api_gc_frozen_objects``)."""
+    from cryptochart.api.metrics import GC_FROZEN
+
+    gc.collect()
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    GC_FROZEN.set(frozen)
+    return frozen
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -14,8 +29,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from cryptochart.api.config import ApiConfig
 
     config = ApiConfig.from_env()
+    app = create_app(settings, config)
+    freeze_start_up_heap()
     uvicorn.run(
-        create_app(settings, config),
+        app,
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
         ws="websockets-sansio",

@@ -37,6 +37,10 @@ STANDBY = Gauge(
     "cryptochart_api_database_standby",
     "1 when the API reads from a hot standby, 0 from a primary (NaN: unreachable)",
 )
+GC_FROZEN = Gauge(
+    "cryptochart_api_gc_frozen_objects",
+    "Objects of the start-up heap frozen out of the garbage collector's passes (gc.freeze)",
+)
 REPLICA_LAG_SECONDS = Gauge(
     "cryptochart_api_replica_lag_seconds",
     "Seconds since the standby's last replayed commit while received WAL waits to be replayed;"

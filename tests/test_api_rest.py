@@ -4,6 +4,7 @@ health, readiness, metrics, rate limits, CORS and the frontend page."""
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -24,6 +25,7 @@ from cryptochart.api import history
 from cryptochart.api.app import create_app
 from cryptochart.api.candles import fold
 from cryptochart.api.catalog import HAS_DATA_QUERY, SYMBOLS_QUERY
+from cryptochart.api.cli import freeze_start_up_heap
 from cryptochart.api.intervals import INTERVALS
 from cryptochart.api.limits import RequestRate
 from cryptochart.core.database import Conn
@@ -427,6 +429,18 @@ def test_health_ready_metrics_status(http: httpx.Client) -> None:
         "cryptochart_api_consumer_lag",
     ):
         assert name in metrics.text, name
+
+
+def test_serve_freezes_the_start_up_heap(http: httpx.Client) -> None:
+    """What `cryptochart serve` does before it serves: the start-up heap frozen out of the
+    garbage collector's passes, and how much on /metrics."""
+    try:
+        frozen = freeze_start_up_heap()
+        assert frozen == gc.get_freeze_count() > 0
+        metrics = http.get("/metrics").text
+        assert f"cryptochart_api_gc_frozen_objects {float(frozen)}" in metrics
+    finally:
+        gc.unfreeze()
 
 
 def test_unreachable_services_make_ready_503_and_reads_503(settings: Settings) -> None:
