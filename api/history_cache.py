@@ -9,8 +9,9 @@ a checkpoint over its range is pending, or was rolled up after the newest roll-u
 primary, where LISTEN would not work.
 
 A cached page is served only after a check that started after the request arrived: the
-requests of one event-loop turn share a check (one query for all their symbols), and checks run
-side by side, so their database round trip bounds no throughput. A page read from the database
+requests that arrive until a check's statement goes (an event-loop turn after the first, at
+least) share it (one query for all their symbols), and checks run side by side, so their
+database round trip bounds no throughput. A page read from the database
 asks the same question first, in its own snapshot, so a page read before a roll-up that it
 missed is never kept under a newer tag. Tags rely on the minute job's marks committing one after
 another (one minute job works at a time). The newest page is split: its final rows are a page
@@ -217,7 +218,7 @@ class HistoryCache:
 
     async def _check(self, symbol: str) -> int | None:
         """Wait for a check of ``symbol`` that starts after this call; its number, or None when
-        it failed. The requests of one event-loop turn share a check; checks run side by side."""
+        it failed. Requests share a check until its statement goes; checks run side by side."""
         if self._forming is None:
             self._forming = (set(), asyncio.get_running_loop().create_future())
             task = asyncio.create_task(self._run_check(), name="history-cache-check")
@@ -229,19 +230,27 @@ class HistoryCache:
 
     async def _run_check(self) -> None:
         assert self._forming is not None
-        symbols, done = self._forming
-        self._forming = None
-        self.checks_started += 1
-        number = self.checks_started
+        forming = self._forming
+        symbols, done = forming
         try:
-            await self._check_symbols(symbols, number)
+            async with standalone(self.pool) as conn:
+                # Requests keep joining until the statement is about to go, a loop turn later
+                # at least: its snapshot still begins after each of them arrived.
+                await asyncio.sleep(0)
+                if self._forming is forming:
+                    self._forming = None
+                self.checks_started += 1
+                number = self.checks_started
+                await self._check_symbols(conn, symbols, number)
         except Exception:
+            if self._forming is forming:
+                self._forming = None
             log.exception("history cache check failed; reading pages from the database")
             done.set_result(None)
         else:
             done.set_result(number)
 
-    async def _check_symbols(self, symbols: set[str], number: int) -> None:
+    async def _check_symbols(self, conn: AsyncConn, symbols: set[str], number: int) -> None:
         """Drop every page of ``symbols`` a write may have changed; vouch for the rest."""
         considered: dict[str, list[tuple[Hashable, Entry]]] = {}
         since: dict[str, datetime | None] = {}
@@ -254,8 +263,7 @@ class HistoryCache:
             since[symbol] = None if None in tags else min(t for t in tags if t is not None)
         if not since:
             return
-        async with standalone(self.pool) as conn:
-            found = await changes(conn, since)
+        found = await changes(conn, since)
         for symbol, entries in considered.items():
             state = found[symbol]
             for key, entry in entries:
