@@ -436,7 +436,8 @@ def test_serve_freezes_the_start_up_heap(http: httpx.Client) -> None:
     garbage collector's passes, and how much on /metrics."""
     try:
         frozen = freeze_start_up_heap()
-        assert frozen == gc.get_freeze_count() > 0
+        # Frozen objects may be freed since (by other threads too): the count only falls.
+        assert 0 < gc.get_freeze_count() <= frozen
         metrics = http.get("/metrics").text
         assert f"cryptochart_api_gc_frozen_objects {float(frozen)}" in metrics
     finally:
