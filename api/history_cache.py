@@ -11,9 +11,9 @@ primary, where LISTEN would not work.
 A cached page is served only after a check that started after the request arrived: the
 requests that arrive until a check's statement goes (an event-loop turn after the first, at
 least) share it (one query for all their symbols), and checks run side by side, so their
-database round trip bounds no throughput. A page read from the database
-asks the same question first, in its own snapshot, so a page read before a roll-up that it
-missed is never kept under a newer tag. Tags rely on the minute job's marks committing one after
+database round trip bounds no throughput. A page read from the database asks the same question
+first, in its own snapshot, so a page read before a roll-up that it missed is never kept under a
+newer tag. Tags rely on the minute job's marks committing one after
 another (one minute job works at a time). The newest page is split: its final rows are a page
 like any other, and only the rows from the newest materialised bucket on are read each time.
 """

@@ -130,7 +130,7 @@ class RateLimited:
             rate = self.rate
             detail = (
                 f"Too Many Requests: at most {rate.limit} requests per {rate.window:.0f} s from "
-                f"one address; retry in {headers[-1][1].decode()} s"
+                f"one address; retry in {dict(headers)[b'retry-after'].decode()} s"
             )
             await _refuse(send, 429, detail, headers)
             return

@@ -247,8 +247,8 @@ def study(base: Settings, flavour: Flavour) -> None:
     ):
         shipped_db = replace(shipped_db, api_port=free_port())
         _write(shipped_db, rolled)
-        with psycopg.connect(shipped_db.database_url) as conn:
-            MinuteJob(shipped_db).run_once(conn)
+        with MinuteJob(shipped_db) as job, psycopg.connect(shipped_db.database_url) as conn:
+            job.run_once(conn)
         _write(shipped_db, tail)
         marks = watermarks(shipped_db.database_url)
         _write(whole_db, klines)

@@ -63,7 +63,7 @@ def _aggregate(args: argparse.Namespace, settings: Settings) -> int:
 
     job = MinuteJob(settings)
     if args.once:
-        with connect(settings.minute_job_dsn) as conn:
+        with job, connect(settings.minute_job_dsn) as conn:
             report = job.run_once(conn)
         print(
             f"aggregated {report.checkpoints} checkpoints in {len(report.windows)} windows "

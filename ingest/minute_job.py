@@ -5,11 +5,11 @@ TimescaleDB refreshes its continuous aggregates with ``refresh_continuous_aggreg
 run inside a transaction; plain PostgreSQL upserts with ``kline_rollup()``, 1m in transactions of
 their own (readable at once; many symbols split over two connections,
 :mod:`cryptochart.ingest.split_rollup`), the higher levels in the one that marks the checkpoints
-done. Each pass
-first claims the pending checkpoints it rolls up: the inserter never widens a claimed checkpoint (it
-opens a new pending one), so what the pass read is what it marks done, and whatever lies past the
-cut moves into the symbol's pending checkpoint. A crash leaves the checkpoints claimed and the next
-pass rolls them up again: a crash or a race re-aggregates and never skips.
+done. Each pass first claims the pending checkpoints it rolls up: the inserter never widens a
+claimed checkpoint (it opens a new pending one), so what the pass read is what it marks done, and
+whatever lies past the cut moves into the symbol's pending checkpoint. A crash leaves the
+checkpoints claimed and the next pass rolls them up again: a crash or a race re-aggregates and
+never skips.
 
 The job runs as soon as the inserter commits a batch writing a minute's last second (LISTEN /
 NOTIFY, :mod:`cryptochart.ingest.wakeup`), and at the latest every poll interval.
@@ -84,6 +84,12 @@ class MinuteJob:
     def close(self) -> None:
         """Close the second connection of the plain flavour's 1m roll-up, if it was opened."""
         self.helper.close()
+
+    def __enter__(self) -> MinuteJob:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def run_once(self, conn: Conn) -> RunReport:
         """Aggregate every final minute that has unaggregated data; return what was done."""

@@ -110,17 +110,13 @@ def test_many_symbols_roll_up_alike_split_or_not(settings: Settings) -> None:
         ]
         for i in range(MIN_SYMBOLS + 6)
     }
-    job = MinuteJob(history)
-    try:
-        with psycopg.connect(history.database_url) as conn:
-            write_batch(conn, staging_rows(enumerate(itertools.chain(*seconds.values()))))
-            job.run_once(conn)
-        if history.db_flavour == "postgres":
-            assert job.helper.splits == 1
-        for symbol, ks in seconds.items():
-            assert candles(history, "kline_1m", symbol) == reference(ks, 60_000), symbol
-    finally:
-        job.close()
+    with MinuteJob(history) as job, psycopg.connect(history.database_url) as conn:
+        write_batch(conn, staging_rows(enumerate(itertools.chain(*seconds.values()))))
+        job.run_once(conn)
+    if history.db_flavour == "postgres":
+        assert job.helper.splits == 1
+    for symbol, ks in seconds.items():
+        assert candles(history, "kline_1m", symbol) == reference(ks, 60_000), symbol
 
 
 def fixed_second(symbol: str, offset: int, seed: int) -> Kline:
