@@ -121,7 +121,7 @@ class MinuteJob:
     def run_forever(self, stop: threading.Event) -> None:
         conn: Conn | None = None
         backoff = Backoff(initial=0.2, maximum=10.0)
-        last_upkeep = 0.0
+        last_upkeep: float | None = None  # first pass: at once, however long the host is up
         while not stop.is_set():
             try:
                 if conn is None or conn.closed:
@@ -136,7 +136,7 @@ class MinuteJob:
                         len(report.windows),
                         report.cut.isoformat(),
                     )
-                if time.monotonic() - last_upkeep > UPKEEP_EVERY:
+                if last_upkeep is None or time.monotonic() - last_upkeep > UPKEEP_EVERY:
                     self._upkeep(conn)
                     last_upkeep = time.monotonic()
                 backoff.reset()
