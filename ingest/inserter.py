@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import msgspec
 import psycopg
@@ -37,7 +38,13 @@ from cryptochart.core.kafka_clients import RECONNECT
 from cryptochart.core.kline import InvalidKline
 from cryptochart.core.settings import Settings
 from cryptochart.ingest import wakeup
-from cryptochart.ingest.inserter_sql import COPY_STAGING, CREATE_STAGING, UPSERT, UPSERT_INSTRUMENT
+from cryptochart.ingest.inserter_sql import (
+    COPY_STAGING,
+    CREATE_STAGING,
+    INSERT_NEW,
+    UPSERT,
+    UPSERT_INSTRUMENT,
+)
 from cryptochart.ingest.staging import FastPath, StagedBatch, exact, is_clean, staging_rows
 
 log = logging.getLogger(__name__)
@@ -56,22 +63,39 @@ RETRYABLE = (
 UNWRITABLE = (psycopg.DataError, psycopg.IntegrityError, OverflowError)
 # A pause this long between messages ends a batch: a live second's burst has been taken.
 QUIET_SECONDS = 0.02
+# After a batch that met stored seconds (a redelivery, a replay, a backfill over stored data),
+# batches go straight to the upsert for this long instead of trying a plain INSERT first.
+UPSERT_AFTER_CONFLICT_SECONDS = 10.0
 
 # A row set aside: its position in the consumed batch, the kind and the detail.
 Rejected = tuple[int, str, str]
 
-__all__ = ["KlineInserter", "staging_rows", "write_batch", "write_instruments"]
+__all__ = ["KlineInserter", "Written", "staging_rows", "write_batch", "write_instruments"]
 
 
-def write_batch(conn: psycopg.Connection[Row], batch: StagedBatch) -> list[Rejected]:
+@dataclass(frozen=True)
+class Written:
+    """What ``write_batch`` did: the rows set aside, and whether the batch held a second already
+    stored (or one twice), so that it had to be upserted."""
+
+    rejected: list[Rejected]
+    upserted: bool
+
+
+def write_batch(
+    conn: psycopg.Connection[Row], batch: StagedBatch, *, assume_new: bool = True
+) -> Written:
     """Upsert closed klines and widen their checkpoints, in one transaction; one that writes a
-    minute's last second wakes the minute job when it commits. Returns the rows that break a
-    consistency rule (checked in SQL), which are not written."""
+    minute's last second wakes the minute job when it commits. The rows that break a
+    consistency rule (checked in SQL) are not written but returned. With ``assume_new`` a plain
+    INSERT is tried first, in a savepoint, and the upsert runs only when it meets a stored key."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(CREATE_STAGING)
         with cur.copy(COPY_STAGING) as copy:
             copy.write(batch.payload())
-        cur.execute(UPSERT)
+        upserted = not (assume_new and _insert_new(conn, cur))
+        if upserted:
+            cur.execute(UPSERT)
         rejected = [
             (int(str(seq)), str(kind), f"{kind}: {symbol} at {open_time}")
             for seq, kind, symbol, open_time in cur.fetchall()
@@ -79,7 +103,17 @@ def write_batch(conn: psycopg.Connection[Row], batch: StagedBatch) -> list[Rejec
         closed = wakeup.closed_minute(batch.open_times)
         if closed is not None:
             wakeup.notify(cur, closed)
-    return rejected
+    return Written(rejected, upserted)
+
+
+def _insert_new(conn: psycopg.Connection[Row], cur: psycopg.Cursor[Row]) -> bool:
+    """The staged batch by plain INSERT; False (and nothing written) when a key is taken."""
+    try:
+        with conn.transaction():
+            cur.execute(INSERT_NEW)
+    except psycopg.errors.UniqueViolation:
+        return False
+    return True
 
 
 def write_instruments(conn: psycopg.Connection[Row], instruments: Sequence[Instrument]) -> None:
@@ -106,6 +140,7 @@ class KlineInserter:
         self.stop = threading.Event()
         self._conn: psycopg.Connection[Row] | None = None
         self._fast = FastPath()
+        self._upsert_until = 0.0  # monotonic time until which batches are upserted directly
         self.partitions: set[int] = set()  # the klines topic's partitions this member owns
         self._fatal: KafkaError | None = None
         self._consumer = Consumer(
@@ -335,9 +370,14 @@ class KlineInserter:
         """Write the batch; when the table refuses it, halve it until the refused rows are
         alone. Returns the rows to set aside (seq, kind, detail)."""
         try:
-            rejected = write_batch(self._connection(), batch)
-            self.counts["rows"] += len(batch) - len(rejected)
-            return rejected
+            written = write_batch(
+                self._connection(), batch, assume_new=time.monotonic() >= self._upsert_until
+            )
+            if written.upserted:
+                self.counts["upserted_batches"] += 1
+                self._upsert_until = time.monotonic() + UPSERT_AFTER_CONFLICT_SECONDS
+            self.counts["rows"] += len(batch) - len(written.rejected)
+            return written.rejected
         except UNWRITABLE as exc:
             if len(batch) == 1:
                 return self._refused(batch, exc)
