@@ -51,9 +51,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 def _insert(args: argparse.Namespace, settings: Settings) -> int:
     from cryptochart.ingest.inserter import KlineInserter
 
-    inserter = KlineInserter(settings)
-    inserter.stop = _stop_on_signals()
-    inserter.run()
+    KlineInserter(settings, stop=_stop_on_signals()).run()
     return 0
 
 

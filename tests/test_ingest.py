@@ -17,6 +17,8 @@ from cryptochart.core.settings import Settings
 from cryptochart.core.topics import ensure_topics
 from cryptochart.ingest.minute_job import MinuteJob
 from tests.conftest import migrated
+from tests.faults.expected import by_key, past_start, sim_klines
+from tests.faults.stored import stored
 from tests.pipeline import (
     DATA,
     as_candle,
@@ -101,6 +103,28 @@ def test_redelivery_leaves_tables_identical(history: Settings) -> None:
     after = (table_digest(history, symbol), candles(history, "kline_1m", symbol))
     assert after == before
     assert count_rows(history, "kline_1s", [symbol]) == 120
+
+
+def test_a_symbols_last_version_wins_across_batches_and_writers(settings: Settings) -> None:
+    """Three versions of every second of 12 symbols, one after the other, read in batches of 50
+    by two writer connections: each second ends as its last version, whether its versions fell
+    into one batch or into two written one after the other."""
+    symbols = [f"VERSIONS{i:02d}" for i in range(12)]
+    first = sim_klines(symbols, 31, past_start(60), 40)
+    versions = [
+        [msgspec.structs.replace(k, trades=k.trades + 1_000 * n) for k in first] for n in range(3)
+    ]
+    produce(settings, [version[i] for i in range(len(first)) for version in versions])
+    expected = by_key(versions[-1])
+    small = replace(settings, insert_batch_rows=50, inserter_writers=2)
+    with running_inserter(small) as inserter:
+        wait_for(
+            lambda: stored(settings.database_url, "kline_1s", symbols) == expected,
+            60,
+            "every second's last version",
+        )
+    assert inserter.counts["upserted_batches"] > 0
+    assert inserter.counts["dead_letters"] == 0
 
 
 def test_late_kline_reaggregates_its_minute(history: Settings) -> None:

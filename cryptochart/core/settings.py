@@ -72,6 +72,9 @@ class Settings:
     # restarted within it resumes them without any rebalance.
     inserter_session_timeout_seconds: float = 10.0
     insert_batch_rows: int = 20000
+    # Database connections writing each batch side by side, a share of the Kafka partitions each
+    # (a symbol's klines stay with one, in order).
+    inserter_writers: int = 2
     insert_batch_seconds: float = 0.2
     aggregate_grace_seconds: float = 3.0
     aggregate_poll_seconds: float = 0.1
