@@ -140,6 +140,7 @@ class KlineInserter:
                 self.step()
             self._settle()
         finally:
+            self.stop.set()  # a writer retrying gives up; one not started yet never starts
             for writer in self._writers:
                 writer.close()
             self._handed.clear()  # not settled: their offsets stay uncommitted, they come again
@@ -148,8 +149,8 @@ class KlineInserter:
             self._dead_letters.flush(10)
 
     def step(self) -> int:
-        """Consume and decode a batch, settle the one before (written, offsets committed) and
-        hand this one to the writer. Returns the klines handed over."""
+        """Consume and decode a batch, hand it to the writers and settle the one before it
+        (written, offsets committed). Returns the klines handed over."""
         messages = self._take()
         if self._fatal is not None:
             raise KafkaException(self._fatal)

@@ -74,8 +74,9 @@ class BatchWriter:
         return self._thread.submit(self._write_until_done, batch, messages, instruments)
 
     def close(self) -> None:
-        """Wait for the batch being written, then close the connection."""
-        self._thread.shutdown(wait=True)
+        """Wait for the batch being written (those queued behind it are dropped), then close
+        the connection."""
+        self._thread.shutdown(wait=True, cancel_futures=True)
         self._drop_connection()
 
     def _count(self, key: str, n: int = 1) -> None:
