@@ -93,8 +93,7 @@ class KlineInserter:
                 f"kline-writer-{i}",
                 self.stop,
                 self._dead_letter,
-                self.counts,
-                self._counts_lock,
+                self._count,
             )
             for i in range(settings.inserter_writers)
         ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -41,6 +40,8 @@ UPSERT_AFTER_CONFLICT_SECONDS = 10.0
 
 # Sets a message aside: the message, its kind, why.
 DeadLetter = Callable[[Message, str, BaseException], None]
+# Adds to one of the inserter's counts.
+Count = Callable[[str, int], None]
 
 
 class BatchWriter:
@@ -52,14 +53,12 @@ class BatchWriter:
         name: str,
         stop: threading.Event,
         dead_letter: DeadLetter,
-        counts: Counter[str],
-        counts_lock: threading.Lock,
+        count: Count,
     ) -> None:
         self._dsn = dsn
         self._stop = stop
         self._dead_letter = dead_letter
-        self._counts = counts
-        self._counts_lock = counts_lock
+        self._add = count
         self._conn: psycopg.Connection[Row] | None = None
         self._upsert_until = 0.0  # monotonic time until which batches are upserted directly
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
@@ -80,8 +79,7 @@ class BatchWriter:
         self._drop_connection()
 
     def _count(self, key: str, n: int = 1) -> None:
-        with self._counts_lock:
-            self._counts[key] += n
+        self._add(key, n)
 
     def _write_until_done(
         self,
