@@ -18,6 +18,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import Message, Scope
 
+from cryptochart.api import gc_pauses
 from cryptochart.api.catalog import Catalog
 from cryptochart.api.completeness import watch_missing_seconds
 from cryptochart.api.config import ApiConfig
@@ -128,6 +129,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
     @asynccontextmanager
     async def services(app: Litestar) -> AsyncIterator[None]:
         """The read-only pool and the Kafka feed; neither has to be up for the API to start."""
+        gc_pauses.watch()
         pool = create_pool(settings.api_dsn, config)
         await pool.open(wait=False)
         catalog = Catalog(pool, settings.symbols, config.unknown_symbol_ttl)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+from typing import TypeVar
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 WS_CLIENTS = Gauge("cryptochart_api_ws_clients", "Open WebSocket connections")
 FRAMES_PUBLISHED = Counter(
@@ -41,6 +42,12 @@ GC_FROZEN = Gauge(
     "cryptochart_api_gc_frozen_objects",
     "Objects of the start-up heap frozen out of the garbage collector's passes (gc.freeze)",
 )
+GC_PAUSES = Histogram(
+    "cryptochart_api_gc_pause_seconds",
+    "Garbage collector passes, each stopping the event loop, by generation (2: full)",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
 REPLICA_LAG_SECONDS = Gauge(
     "cryptochart_api_replica_lag_seconds",
     "Seconds since the standby's last replayed commit while received WAL waits to be replayed;"
@@ -52,8 +59,11 @@ REPLICA_LAG_BYTES = Gauge(
 )
 
 
+_Labelled = TypeVar("_Labelled", Counter, Histogram)
+
+
 @functools.cache
-def labelled(metric: Counter, value: str) -> Counter:
+def labelled(metric: _Labelled, value: str) -> _Labelled:
     """``metric``'s child for the ``value`` of its one label, looked up once: the lookup per
     message or frame is costly on the live path."""
     return metric.labels(value)

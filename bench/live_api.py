@@ -121,6 +121,42 @@ def kafka_latencies(
     consumer.close()
 
 
+def gc_pauses(settings: Settings) -> dict[str, tuple[float, float, float]]:
+    """The API's garbage collector passes so far, by generation: (passes, seconds, passes over
+    50 ms), from its ``cryptochart_api_gc_pause_seconds`` histogram."""
+    url = f"http://127.0.0.1:{settings.api_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[tuple[str, str], float] = {}  # (generation, series) -> value
+    for line in text.splitlines():
+        if line.startswith("cryptochart_api_gc_pause_seconds"):
+            name, value = line.rsplit(" ", 1)
+            generation = name.split('generation="')[1].split('"')[0]
+            series = "le=0.05" if 'le="0.05"' in name else name.split("{")[0].rsplit("_", 1)[1]
+            samples[generation, series] = float(value)
+    return {
+        g: (samples[g, "count"], samples[g, "sum"], samples[g, "count"] - samples[g, "le=0.05"])
+        for g, series in samples
+        if series == "count"
+    }
+
+
+def gc_during(
+    before: dict[str, tuple[float, float, float]], after: dict[str, tuple[float, float, float]]
+) -> str:
+    parts = []
+    for generation in sorted(after):
+        count, seconds, slow = (
+            a - b for a, b in zip(after[generation], before.get(generation, (0, 0, 0)), strict=True)
+        )
+        mean = seconds / count * 1000 if count else 0.0
+        parts.append(
+            f"generation {generation}: {count:.0f} passes, mean {mean:.1f} ms, "
+            f"{slow:.0f} over 50 ms"
+        )
+    return "; ".join(parts) or "none"
+
+
 def _rss_mb(pid: int) -> float:
     return float(psutil.Process(pid).memory_info().rss) / 2**20
 
@@ -147,6 +183,7 @@ class Measured:
     via_batches: list[float]
     busy_rss: list[float]
     cpu: str
+    gc: str
 
 
 def measure(
@@ -204,6 +241,7 @@ def measure(
         }
     )
     meter.start()
+    collected = gc_pauses(settings)
     profile = StageProfile(options.profile, f"b2-api-{step.clients}", api.pid, seconds)
     busy = []
     deadline = time.monotonic() + seconds
@@ -212,6 +250,7 @@ def measure(
         meter.sample()
         time.sleep(0.5)
     meter.stop()
+    gc = gc_during(collected, gc_pauses(settings))
     profile.report()
     for probe in probes:
         probe.join()
@@ -220,7 +259,7 @@ def measure(
     if not result["since_event_ms"] or not via_kafka:
         raise RuntimeError(f"no frames measured: {result.get('errors')}")
     cpu = ", ".join(f"{name} {p:.0f}%" for name, p in meter.percent_of_box().items())
-    return Measured(step, result, via_kafka, via_batches, busy, cpu)
+    return Measured(step, result, via_kafka, via_batches, busy, cpu, gc)
 
 
 def run_both(base: Settings, options: RunOptions, deflate: bool = True) -> tuple[Outcome, Outcome]:
@@ -297,7 +336,7 @@ def report_latency(b2: Outcome, m: Measured, count: int, seconds: float, detaile
         f"{result['subscribed']:,} clients connected in {result['connect_seconds']:.1f} s; "
         f"CPU while measuring, % of the whole box: {m.cpu}; the clients' own event-loop lag "
         f"(their share of the figure): p50 {ms(percentile(lag, 50))}, "
-        f"p99 {ms(percentile(lag, 99))}"
+        f"p99 {ms(percentile(lag, 99))}; the API's garbage collections: {m.gc}"
     )
 
 

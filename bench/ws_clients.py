@@ -1,6 +1,7 @@
 """Many live-chart clients in one process: ``python -m bench.ws_clients URL OUT --clients N …``.
 
-Each client opens its own WebSocket to ``/ws`` (permessage-deflate offered, as browsers do),
+Each client opens its own WebSocket to ``/ws`` (permessage-deflate offered, as browsers do), on
+websockets' sans-I/O protocol (a lean client: the figure is the server's, not this process's),
 subscribes to the 1s klines of one symbol (round robin over the symbols) and, once every client
 is subscribed and ``ready`` is printed, records for each kline frame how long after the source
 emitted it (``eventTime``) and after the API sent it (``sentTime``) it arrived. Same machine,
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import json
 import sys
 import time
@@ -18,7 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 CONNECT_CONCURRENCY = 50
 
@@ -53,35 +61,93 @@ async def _watch_loop(tally: Tally, every: float = 0.005) -> None:
             tally.loop_lag.append((time.perf_counter() - due) * 1000)
 
 
-async def _open(url: str, symbol: str, gate: asyncio.Semaphore, deflate: bool) -> ClientConnection:
-    async with gate:
-        compression = "deflate" if deflate else None
-        ws = await connect(
-            url, proxy=None, open_timeout=60, max_queue=None, compression=compression
-        )
-        await ws.send(
-            json.dumps(
-                {"op": "subscribe", "channel": "kline", "symbols": [symbol], "interval": "1s"}
-            )
-        )
-        async for raw in ws:  # status first, then the acknowledgement
-            if _decode(raw).type == "subscribed":
-                return ws
-        raise ConnectionError("closed before the subscription was acknowledged")
+class _Client(asyncio.Protocol):
+    """One WebSocket client on websockets' sans-I/O protocol: its handshake, framing, masking and
+    pongs, with no task, queue or reassembly per frame (a lean client, so that the figure is the
+    server's, not the clients' process's). Arrival time: when the frame's bytes are read."""
+
+    def __init__(self, url: str, symbol: str, tally: Tally, deflate: bool) -> None:
+        extensions = [ClientPerMessageDeflateFactory()] if deflate else []
+        self._ws = ClientProtocol(parse_uri(url), extensions=extensions, max_size=None)
+        self._symbol = symbol
+        self._tally = tally
+        self._transport: asyncio.Transport | None = None
+        self.subscribed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._ws.send_request(self._ws.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time() * 1000
+        self._ws.receive_data(data)
+        for event in self._ws.events_received():
+            if isinstance(event, Response):
+                self._subscribe()
+            elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                self._frame(bytes(event.data), now)
+        self._flush()
+
+    def _subscribe(self) -> None:
+        if self._ws.handshake_exc is not None:
+            self._fail(self._ws.handshake_exc)
+            return
+        op = {"op": "subscribe", "channel": "kline", "symbols": [self._symbol], "interval": "1s"}
+        self._ws.send_text(json.dumps(op).encode())
+
+    def _frame(self, raw: bytes, now: float) -> None:
+        frame = _decode(raw)
+        tally = self._tally
+        if frame.type == "subscribed" and not self.subscribed.done():
+            self.subscribed.set_result(None)
+        elif frame.type == "kline" and not frame.snapshot and tally.measuring:
+            tally.frames += 1
+            tally.since_event.append(now - frame.event_time)
+            tally.since_sent.append(now - frame.sent_time)
+            tally.event_times.append(frame.event_time)
+
+    def _flush(self) -> None:
+        if self._transport is not None:
+            output = self._ws.data_to_send()
+            if output:
+                self._transport.write(b"".join(output))
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.subscribed.done():
+            self.subscribed.set_exception(exc)
+        if self._transport is not None:
+            self._transport.close()
+
+    def eof_received(self) -> None:
+        self._ws.receive_eof()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._tally.measuring:  # a dropped client is a result, not a crash
+            self._tally.errors.append(f"connection lost: {exc or self._ws.close_code}")
+        self._fail(exc or ConnectionError("closed before the subscription was acknowledged"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def close(self) -> None:
+        if self._ws.state is State.OPEN:
+            self._ws.send_close(1000)
+            self._flush()
 
 
-async def _listen(ws: ClientConnection, tally: Tally) -> None:
-    try:
-        async for raw in ws:
-            now = time.time() * 1000
-            frame = _decode(raw)
-            if frame.type == "kline" and not frame.snapshot and tally.measuring:
-                tally.frames += 1
-                tally.since_event.append(now - frame.event_time)
-                tally.since_sent.append(now - frame.sent_time)
-                tally.event_times.append(frame.event_time)
-    except Exception as exc:  # a dropped client is a result, not a crash
-        tally.errors.append(f"{type(exc).__name__}: {exc}")
+async def _open(
+    url: str, symbol: str, gate: asyncio.Semaphore, tally: Tally, deflate: bool
+) -> _Client:
+    uri = parse_uri(url)
+    async with gate, asyncio.timeout(60):
+        loop = asyncio.get_running_loop()
+        _, client = await loop.create_connection(
+            lambda: _Client(url, symbol, tally, deflate), uri.host, uri.port
+        )
+        await client.subscribed
+        return client
 
 
 async def run(
@@ -91,22 +157,30 @@ async def run(
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
     started = time.monotonic()
     opened = await asyncio.gather(
-        *(_open(url, symbols[i % len(symbols)], gate, deflate) for i in range(clients)),
+        *(_open(url, symbols[i % len(symbols)], gate, tally, deflate) for i in range(clients)),
         return_exceptions=True,
     )
-    sockets = [ws for ws in opened if isinstance(ws, ClientConnection)]
+    sockets = [ws for ws in opened if isinstance(ws, _Client)]
     tally.errors += [repr(e) for e in opened if isinstance(e, BaseException)][:5]
     connect_seconds = time.monotonic() - started
-    listeners = [asyncio.create_task(_listen(ws, tally)) for ws in sockets]
-    listeners.append(asyncio.create_task(_watch_loop(tally)))
+    # This process's own collector would stop every client at once (a full pass over 5,000
+    # clients' objects is hundreds of ms, counted as the server's latency): what is built so far
+    # lives to the end, and what measuring adds is freed by reference counting.
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    watcher = asyncio.create_task(_watch_loop(tally))
     await asyncio.sleep(2.0)  # let snapshots and the first backlog drain before measuring
     print("ready", len(sockets), flush=True)
     tally.measuring = True
     await asyncio.sleep(seconds)
     tally.measuring = False
-    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-    for task in listeners:
-        task.cancel()
+    for ws in sockets:
+        ws.close()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(10):
+            await asyncio.gather(*(ws.closed for ws in sockets))
+    watcher.cancel()
     return {
         "subscribed": len(sockets),
         "connect_seconds": connect_seconds,

@@ -444,6 +444,21 @@ def test_serve_freezes_the_start_up_heap(http: httpx.Client) -> None:
         gc.unfreeze()
 
 
+def full_passes_timed(metrics: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith('cryptochart_api_gc_pause_seconds_count{generation="2"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_the_garbage_collectors_passes_are_timed_on_metrics(http: httpx.Client) -> None:
+    before = full_passes_timed(http.get("/metrics").text)
+    gc.collect()
+    after = http.get("/metrics").text
+    assert full_passes_timed(after) >= before + 1
+    assert 'cryptochart_api_gc_pause_seconds_bucket{generation="2",le="0.001"}' in after
+
+
 def test_unreachable_services_make_ready_503_and_reads_503(settings: Settings) -> None:
     nowhere = replace(
         settings,
