@@ -27,23 +27,22 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from cryptochart.api.app import create_app
     from cryptochart.api.config import ApiConfig
+    from cryptochart.api.server import uvicorn_config
 
     config = ApiConfig.from_env()
     app = create_app(settings, config)
     freeze_start_up_heap()
-    uvicorn.run(
-        app,
-        host=args.host or settings.api_host,
-        port=args.port or settings.api_port,
-        ws="websockets-sansio",
-        ws_ping_interval=config.ws_ping_interval,
-        ws_ping_timeout=config.ws_ping_timeout,
-        ws_max_size=max(65_536, 16 * config.ws_max_frame_bytes),
-        # Frames are ~250 bytes: compressing them costs more CPU and memory than it saves.
-        ws_per_message_deflate=False,
-        log_level=args.log_level,
-        proxy_headers=args.proxy_headers,
+    server = uvicorn.Server(
+        uvicorn_config(
+            app,
+            config,
+            host=args.host or settings.api_host,
+            port=args.port or settings.api_port,
+            log_level=args.log_level,
+            proxy_headers=args.proxy_headers,
+        )
     )
+    server.run()
     return 0
 
 

@@ -1,8 +1,9 @@
 """``/ws``: one live connection, subscribing to kline, ticker and status channels.
 
 Every frame for the socket, replies and channel updates alike, goes through its outbox
-(api/fanout.py), sent in order by the socket's one writer task. A client that stops reading
-blocks only its own writer, while its outbox drops its oldest frames.
+(api/fanout.py): written straight to the connection while it takes them, else queued and sent in
+order by the socket's one writer task. A client that stops reading blocks only its own writer,
+while its outbox drops its oldest frames.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from cryptochart.api.hub import Hub
 from cryptochart.api.intervals import INTERVALS, Interval
 from cryptochart.api.limits import MessageRate, SocketsPerAddress
 from cryptochart.api.metrics import FRAMES_SENT, WS_CLIENTS
+from cryptochart.api.wire import writer_of
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ class Session:
         self._hub = hub
         self._catalog = catalog
         self._config = config
-        self._outbox = Outbox(self._send, config.ws_backlog)
+        self._outbox = Outbox(self._send, config.ws_backlog, writer_of(socket.scope))
         self._writer: asyncio.Task[None] | None = None
         self._subscriptions: dict[str, Channel] = {}
         self._status = False
@@ -94,7 +96,11 @@ class Session:
         FRAMES_SENT.inc()
 
     def _reply(self, frame: Frame) -> None:
-        self._outbox.put(encode(frame))
+        self._put(encode(frame))
+
+    def _put(self, data: bytes) -> None:
+        if self._outbox.put(data):
+            FRAMES_SENT.inc()
 
     def _follow(self, channel: str) -> None:
         self._fanout.subscribe(channel, self._outbox)
@@ -120,7 +126,7 @@ class Session:
 
     async def run(self) -> None:
         self._writer = asyncio.create_task(self._outbox.run(), name="ws-writer")
-        self._outbox.put(self._hub.status_frame())
+        self._put(self._hub.status_frame())
         self._status = True
         self._hub.follow_status()
         self._follow(STATUS_CHANNEL)
@@ -211,7 +217,7 @@ class Session:
                 snapshot = await self._hub.follow_kline(channel.symbol, channel.interval)
             # The snapshot, then every update after it: nothing awaited in between.
             if snapshot is not None:
-                self._outbox.put(snapshot)
+                self._put(snapshot)
             self._follow(channel.name)
 
     async def _unsubscribe(self, op: Unsubscribe) -> None:

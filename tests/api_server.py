@@ -24,6 +24,7 @@ from websockets.asyncio.client import ClientConnection
 from cryptochart.api.app import create_app
 from cryptochart.api.config import ApiConfig
 from cryptochart.api.history import to_datetime
+from cryptochart.api.server import uvicorn_config
 from cryptochart.core.database import Conn
 from cryptochart.core.kline import Kline, encode
 from cryptochart.core.settings import Settings
@@ -59,13 +60,11 @@ def serve(settings: Settings, config: ApiConfig = TEST_CONFIG) -> Iterator[ApiSe
     """The app of ``settings`` under uvicorn in a thread, ready (database and Kafka) on entry."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(
+        uvicorn_config(
             create_app(settings, config),
+            config,
             host="127.0.0.1",
             port=port,
-            ws="websockets-sansio",
-            ws_ping_interval=config.ws_ping_interval,
-            ws_ping_timeout=config.ws_ping_timeout,
             log_level="warning",
             lifespan="on",
         )

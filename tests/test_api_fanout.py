@@ -1,6 +1,7 @@
-"""The fan-out's outboxes: order, the bound that drops a slow client's oldest frames, and a client
-that has gone. Sockets are stood in for by send functions; tests/test_api_live.py runs the same
-path through the API with real WebSocket clients."""
+"""The fan-out's outboxes: order, the bound that drops a slow client's oldest frames, a client
+that has gone, and frames written straight to a connection that takes them. Sockets are stood
+in for by send and write functions; tests/test_api_live.py runs the same path through the API
+with real WebSocket clients, tests/test_wire.py the server's writer."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import NamedTuple
 from prometheus_client import REGISTRY
 
 from cryptochart.api.fanout import Fanout, Outbox
+from cryptochart.api.wire import Written
+from tests.test_wire import parsed
 
 
 def dropped() -> float:
@@ -118,3 +121,86 @@ async def test_published_frames_reach_only_the_channels_followers() -> None:
         await b.client.wait_for(3)
     assert a.client.received == [b"btc"]
     assert b.client.received == [b"btc", b"eth", b"btc again"]
+
+
+class Connection:
+    """Stands in for a server's frame writer (api/server.py): takes whole frames while ``state``
+    is SENT; while BUSY or CLOSED it takes nothing and says so."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.state = Written.SENT
+
+    def write(self, frame: bytes) -> Written:
+        if self.state is Written.SENT:
+            self.frames.append(frame)
+        return self.state
+
+    def payloads(self) -> list[bytes]:
+        return [bytes(parsed(frame).data) for frame in self.frames]
+
+
+@asynccontextmanager
+async def direct_socket(limit: int) -> AsyncIterator[tuple[Connection, Socket]]:
+    """A socket whose server offers frames written straight to the connection."""
+    connection = Connection()
+    client = Client()
+    outbox = Outbox(client.send, limit, connection.write)
+    writer = asyncio.create_task(outbox.run())
+    try:
+        yield connection, Socket(client, outbox, writer)
+    finally:
+        writer.cancel()
+
+
+def sent_total() -> float:
+    return REGISTRY.get_sample_value("cryptochart_api_frames_sent_total") or 0.0
+
+
+async def test_published_frames_are_written_straight_framed_once_for_all_followers() -> None:
+    fanout = Fanout()
+    async with (
+        direct_socket(limit=10) as (a, a_socket),
+        direct_socket(limit=10) as (b, b_socket),
+        direct_socket(limit=10) as (other, other_socket),
+    ):
+        fanout.subscribe("kline:BTCUSDT:1s", a_socket.outbox)
+        fanout.subscribe("kline:BTCUSDT:1s", b_socket.outbox)
+        fanout.subscribe("ticker:ETHUSDT", other_socket.outbox)
+        before = sent_total()
+        fanout.publish(b'{"n":1}', "kline:BTCUSDT:1s")
+        fanout.publish(b'{"n":2}', "kline:BTCUSDT:1s")
+        # Written during publish, with no task in between, and counted as sent.
+        assert a.payloads() == b.payloads() == [b'{"n":1}', b'{"n":2}']
+        assert other.frames == []
+        assert sent_total() - before == 4
+        assert a.frames[0] is b.frames[0]  # framed once for every follower
+        assert not a_socket.client.received and not b_socket.client.received  # no slow path
+
+
+async def test_a_busy_connection_queues_and_later_frames_never_overtake() -> None:
+    async with direct_socket(limit=10) as (connection, (client, outbox, _)):
+        assert outbox.put(b"1")
+        connection.state = Written.BUSY  # over its high-water mark
+        assert not outbox.put(b"2")
+        client.reading.clear()  # the writer task takes "2" and blocks sending it
+        await asyncio.sleep(0)
+        connection.state = Written.SENT  # the connection could take frames again ...
+        assert not outbox.put(b"3")  # ... but "2" is still on its way: "3" waits behind it
+        assert len(outbox) == 1
+        client.reading.set()
+        await client.wait_for(2)
+        assert outbox.put(b"4")  # the queue is empty again: straight to the connection
+    assert connection.payloads() == [b"1", b"4"]
+    assert client.received == [b"2", b"3"]
+
+
+async def test_a_closed_connection_closes_the_outbox() -> None:
+    async with direct_socket(limit=10) as (connection, (client, outbox, _)):
+        connection.state = Written.CLOSED
+        assert not outbox.put(b"lost")
+        assert outbox.closed
+        connection.state = Written.SENT
+        assert not outbox.put(b"after")
+        assert len(outbox) == 0
+    assert connection.frames == [] and client.received == []
