@@ -33,6 +33,7 @@ from cryptochart.api.controllers.udf import UdfController
 from cryptochart.api.errors import EXCEPTION_HANDLERS
 from cryptochart.api.fanout import Fanout
 from cryptochart.api.frontend import frontend_router
+from cryptochart.api.gc_gaps import GapCollector
 from cryptochart.api.history_cache import HistoryCache
 from cryptochart.api.hub import Hub, database_readers
 from cryptochart.api.limits import (
@@ -148,6 +149,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
             replication=replication_state(),
         )
         fan_out = asyncio.create_task(hub.follow_feed(feed.batches), name="fan-out")
+        gaps = asyncio.create_task(GapCollector(lambda: hub.batch_at).run(), name="gc-gaps")
         gauge = asyncio.create_task(
             watch_missing_seconds(
                 pool, settings.symbols, settings.retention_1s, config.gaps_metric_seconds
@@ -161,10 +163,9 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
 
         async def close() -> None:
             await asyncio.to_thread(feed.stop)
-            fan_out.cancel()
-            gauge.cancel()
-            replica_lag.cancel()
-            await asyncio.gather(fan_out, gauge, replica_lag, return_exceptions=True)
+            for task in (fan_out, gaps, gauge, replica_lag):
+                task.cancel()
+            await asyncio.gather(fan_out, gaps, gauge, replica_lag, return_exceptions=True)
             await hub.close()
             await pool.close()
 

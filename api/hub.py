@@ -42,6 +42,7 @@ from cryptochart.api.tickers import last_day
 log = logging.getLogger(__name__)
 
 _ONE_SECOND = INTERVALS["1s"]
+YIELD_SECONDS = 0.005
 
 
 def now_ms() -> int:
@@ -88,6 +89,7 @@ class Hub:
         self.source = "unknown"  # the ``source`` header of the latest message
         self.last_event_time: int | None = None
         self.clients = 0
+        self.batch_at = 0.0  # when the latest batch from Kafka started or ended (monotonic)
         self._followers = Followers()
         self._background = Background()
         read_day, read_current = readers
@@ -139,14 +141,19 @@ class Hub:
     async def follow_feed(self, batches: asyncio.Queue[list[Delivery]]) -> None:
         """Publish the frames of every 1s kline the Kafka feed queues, until cancelled."""
         while True:
-            for delivery in await batches.get():
+            batch = await batches.get()
+            self.batch_at = yielded = time.monotonic()
+            for delivery in batch:
                 try:
                     self.receive(delivery)
                 except Exception:  # one bad update must not stop the live feed
                     log.exception("fan-out of %s failed", delivery.kline.symbol)
-                # Let this update reach the sockets before the next: a burst (Kafka catching
-                # up) then streams through instead of overflowing every client's backlog.
-                await asyncio.sleep(0)
+                # Let the loop in every few ms: sockets whose frames queued (a client reading
+                # slowly) and requests run while a big batch (Kafka catching up) streams out.
+                if time.monotonic() - yielded >= YIELD_SECONDS:
+                    await asyncio.sleep(0)
+                    yielded = time.monotonic()
+            self.batch_at = time.monotonic()
 
     def receive(self, delivery: Delivery) -> None:
         """Publish the frames of one 1s kline."""
