@@ -148,7 +148,7 @@ def create_app(settings: Settings, config: ApiConfig | None = None) -> Litestar:
             history_cache=HistoryCache(pool, config.history_cache_bytes),
             replication=replication_state(),
         )
-        fan_out = asyncio.create_task(hub.follow_feed(feed.batches), name="fan-out")
+        fan_out = asyncio.create_task(hub.follow_feed(feed.next_batch), name="fan-out")
         gaps = asyncio.create_task(GapCollector(lambda: hub.batch_at).run(), name="gc-gaps")
         gauge = asyncio.create_task(
             watch_missing_seconds(

@@ -9,7 +9,6 @@ produced after ``positioned`` is set reaches the API; no group offsets are ever 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import os
 import socket
@@ -44,11 +43,12 @@ class Delivery(NamedTuple):
 
 
 class KlineFeed:
-    """Follows ``topic`` from its end into ``batches``, a queue of ``loop``."""
+    """Follows ``topic`` from its end into batches for ``loop`` (``next_batch``)."""
 
     def __init__(self, bootstrap: str, topic: str, loop: asyncio.AbstractEventLoop) -> None:
         self.topic = topic
-        self.batches: asyncio.Queue[list[Delivery]] = asyncio.Queue(QUEUED_BATCHES)
+        self._batches: asyncio.Queue[list[Delivery]] = asyncio.Queue()
+        self._room = threading.Semaphore(QUEUED_BATCHES)  # batches queued and not taken yet
         self._loop = loop
         self._config: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
@@ -153,22 +153,24 @@ class KlineFeed:
                     self.error = str(exc)
                 next_probe = now + PROBE_SECONDS
 
+    async def next_batch(self) -> list[Delivery]:
+        """The next batch of deliveries, waiting for one."""
+        batch = await self._batches.get()
+        self._room.release()
+        return batch
+
     def _hand_over(self, batch: list[Delivery]) -> bool:
-        """Queue ``batch`` on the loop, waiting while the queue is full; False when stopping."""
+        """Queue ``batch`` on the loop, waiting while ``QUEUED_BATCHES`` wait there already;
+        False when stopping. The thread goes on to the next batch without waiting for the
+        loop to take this one: decoding overlaps the fan-out."""
+        while not self._room.acquire(timeout=0.5):
+            if self._stopping.is_set():
+                return False
         try:
-            future = asyncio.run_coroutine_threadsafe(self.batches.put(batch), self._loop)
+            self._loop.call_soon_threadsafe(self._batches.put_nowait, batch)
         except RuntimeError:  # the loop has closed
             return False
-        while True:
-            try:
-                future.result(timeout=0.5)
-                return True
-            except concurrent.futures.TimeoutError:
-                if self._stopping.is_set():
-                    future.cancel()
-                    return False
-            except concurrent.futures.CancelledError:
-                return False
+        return True
 
     def _delivery(self, message: Any) -> Delivery | None:
         if message.error() is not None:

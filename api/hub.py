@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import msgspec
@@ -138,10 +138,10 @@ class Hub:
 
     # --- Kafka updates ---------------------------------------------------------------------
 
-    async def follow_feed(self, batches: asyncio.Queue[list[Delivery]]) -> None:
-        """Publish the frames of every 1s kline the Kafka feed queues, until cancelled."""
+    async def follow_feed(self, next_batch: Callable[[], Awaitable[list[Delivery]]]) -> None:
+        """Publish the frames of every 1s kline the Kafka feed hands over, until cancelled."""
         while True:
-            batch = await batches.get()
+            batch = await next_batch()
             self.batch_at = yielded = time.monotonic()
             for delivery in batch:
                 try:
