@@ -326,6 +326,12 @@ def report_latency(b2: Outcome, m: Measured, count: int, seconds: float, detaile
         f"of which API send → client receive, p50 / p99 ({step.clients:,})",
         f"{ms(percentile(sent, 50))} / {ms(percentile(sent, 99))}",
     )
+    arrived = result["arrived_since_event_ms"]
+    b2.add(
+        f"emit → arrival at the client's socket (kernel receive time), p50 / p99 "
+        f"({step.clients:,}): the latency without the one client process's own reading",
+        f"{ms(percentile(arrived, 50))} / {ms(percentile(arrived, 99))}",
+    )
     expected = result["subscribed"] * seconds
     lag = result["loop_lag_ms"]
     b2.note(f"{step.clients:,} clients, per emitted second: {_spread(result)}")

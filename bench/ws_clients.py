@@ -4,8 +4,9 @@ Each client opens its own WebSocket to ``/ws`` (permessage-deflate offered, as b
 websockets' sans-I/O protocol (a lean client: the figure is the server's, not this process's),
 subscribes to the 1s klines of one symbol (round robin over the symbols) and, once every client
 is subscribed and ``ready`` is printed, records for each kline frame how long after the source
-emitted it (``eventTime``) and after the API sent it (``sentTime``) it arrived. Same machine,
-same clock: ``time.time()``.
+emitted it (``eventTime``) and after the API sent it (``sentTime``) this process read it, and
+how long after ``eventTime`` its bytes arrived at the client's socket (the kernel's receive
+time). Same machine, same clock: ``time.time()`` and the kernel's are both CLOCK_REALTIME.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import asyncio
 import contextlib
 import gc
 import json
+import socket
+import struct
 import sys
 import time
 from dataclasses import dataclass, field
@@ -46,6 +49,7 @@ class Tally:
     measuring: bool = False
     since_event: list[float] = field(default_factory=list)
     since_sent: list[float] = field(default_factory=list)
+    arrived_since_event: list[float] = field(default_factory=list)
     event_times: list[int] = field(default_factory=list)
     frames: int = 0
     errors: list[str] = field(default_factory=list)
@@ -61,73 +65,97 @@ async def _watch_loop(tally: Tally, every: float = 0.005) -> None:
             tally.loop_lag.append((time.perf_counter() - due) * 1000)
 
 
-class _Client(asyncio.Protocol):
-    """One WebSocket client on websockets' sans-I/O protocol: its handshake, framing, masking and
-    pongs, with no task, queue or reassembly per frame (a lean client, so that the figure is the
-    server's, not the clients' process's). Arrival time: when the frame's bytes are read."""
+# Linux: a received packet's arrival time (CLOCK_REALTIME, struct timespec) with each read.
+SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@qq")
+
+
+class _Client:
+    """One WebSocket client on websockets' sans-I/O protocol (its handshake, framing, masking and
+    pongs), reading its socket itself: no task, queue or reassembly per frame, and with each
+    read the kernel's time of the bytes' arrival, so that what this one process takes to read
+    thousands of sockets on the same cores shows apart from the server's latency."""
 
     def __init__(self, url: str, symbol: str, tally: Tally, deflate: bool) -> None:
         extensions = [ClientPerMessageDeflateFactory()] if deflate else []
-        self._ws = ClientProtocol(parse_uri(url), extensions=extensions, max_size=None)
+        self._uri = parse_uri(url)
+        self._ws = ClientProtocol(self._uri, extensions=extensions, max_size=None)
         self._symbol = symbol
         self._tally = tally
-        self._transport: asyncio.Transport | None = None
-        self.subscribed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.subscribed: asyncio.Future[None] = self._loop.create_future()
+        self.closed: asyncio.Future[None] = self._loop.create_future()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+    async def open(self) -> None:
+        sock = self._sock
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await self._loop.sock_connect(sock, (self._uri.host, self._uri.port))
+        self._loop.add_reader(sock.fileno(), self._readable)
         self._ws.send_request(self._ws.connect())
         self._flush()
+        await self.subscribed
 
-    def data_received(self, data: bytes) -> None:
-        now = time.time() * 1000
+    def _readable(self) -> None:
+        try:
+            data, ancillary, _, _ = self._sock.recvmsg(65_536, 64)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        read = time.time() * 1000
+        arrived = read
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanoseconds = _TIMESPEC.unpack(value[: _TIMESPEC.size])
+                arrived = seconds * 1000 + nanoseconds / 1e6
+        if not data:
+            self._ws.receive_eof()
+            self._lost(None)
+            return
         self._ws.receive_data(data)
         for event in self._ws.events_received():
             if isinstance(event, Response):
                 self._subscribe()
             elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                self._frame(bytes(event.data), now)
+                self._frame(bytes(event.data), read, arrived)
         self._flush()
 
     def _subscribe(self) -> None:
         if self._ws.handshake_exc is not None:
-            self._fail(self._ws.handshake_exc)
+            self._lost(self._ws.handshake_exc)
             return
         op = {"op": "subscribe", "channel": "kline", "symbols": [self._symbol], "interval": "1s"}
         self._ws.send_text(json.dumps(op).encode())
 
-    def _frame(self, raw: bytes, now: float) -> None:
+    def _frame(self, raw: bytes, read: float, arrived: float) -> None:
         frame = _decode(raw)
         tally = self._tally
         if frame.type == "subscribed" and not self.subscribed.done():
             self.subscribed.set_result(None)
         elif frame.type == "kline" and not frame.snapshot and tally.measuring:
             tally.frames += 1
-            tally.since_event.append(now - frame.event_time)
-            tally.since_sent.append(now - frame.sent_time)
+            tally.since_event.append(read - frame.event_time)
+            tally.since_sent.append(read - frame.sent_time)
+            tally.arrived_since_event.append(arrived - frame.event_time)
             tally.event_times.append(frame.event_time)
 
     def _flush(self) -> None:
-        if self._transport is not None:
-            output = self._ws.data_to_send()
-            if output:
-                self._transport.write(b"".join(output))
+        output = b"".join(self._ws.data_to_send())
+        if output and self._sock.fileno() >= 0:
+            self._sock.send(output)  # a subscribe, pong or close: far below the send buffer
 
-    def _fail(self, exc: BaseException) -> None:
-        if not self.subscribed.done():
-            self.subscribed.set_exception(exc)
-        if self._transport is not None:
-            self._transport.close()
-
-    def eof_received(self) -> None:
-        self._ws.receive_eof()
-
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _lost(self, exc: BaseException | None) -> None:
+        if self._sock.fileno() >= 0:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
         if self._tally.measuring:  # a dropped client is a result, not a crash
             self._tally.errors.append(f"connection lost: {exc or self._ws.close_code}")
-        self._fail(exc or ConnectionError("closed before the subscription was acknowledged"))
+        if not self.subscribed.done():
+            self.subscribed.set_exception(exc or ConnectionError("closed before subscribing"))
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -140,13 +168,13 @@ class _Client(asyncio.Protocol):
 async def _open(
     url: str, symbol: str, gate: asyncio.Semaphore, tally: Tally, deflate: bool
 ) -> _Client:
-    uri = parse_uri(url)
     async with gate, asyncio.timeout(60):
-        loop = asyncio.get_running_loop()
-        _, client = await loop.create_connection(
-            lambda: _Client(url, symbol, tally, deflate), uri.host, uri.port
-        )
-        await client.subscribed
+        client = _Client(url, symbol, tally, deflate)
+        try:
+            await client.open()
+        except BaseException as exc:
+            client._lost(exc)
+            raise
         return client
 
 
@@ -187,6 +215,7 @@ async def run(
         "frames": tally.frames,
         "since_event_ms": tally.since_event,
         "since_sent_ms": tally.since_sent,
+        "arrived_since_event_ms": tally.arrived_since_event,
         "event_times": tally.event_times,
         "loop_lag_ms": tally.loop_lag,
         "errors": tally.errors[:10],
