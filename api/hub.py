@@ -1,7 +1,8 @@
 """What WebSocket clients follow, and each Kafka update encoded once and published to them.
 
 Channels are ``kline:<SYMBOL>:<interval>``, ``ticker:<SYMBOL>`` and ``status``; the fan-out
-(api/fanout.py) puts a published frame into the outbox of every socket following its channel.
+(api/fanout.py) writes a published frame to every socket following its channel (or into its
+outbox while the socket cannot take it).
 The hub builds and encodes frames only for channels someone follows (``Followers``); a new kline
 follower starts from the database's current candle (``Seeder``), a ticker follower from its
 rolling day (``DayTickers``).
