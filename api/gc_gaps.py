@@ -5,8 +5,8 @@ WebSocket clients: ~140 objects each, so ~700,000 and a 470 ms pass at 5,000 cli
 event loop stopped throughout. Python starts one whenever the oldest generation has grown by a
 quarter since the last, wherever the loop is: often amid a second's burst of frames, which then
 all arrive half a second late. Here those automatic full passes are held back, and the same rule
-(ten passes of the middle generation, then a quarter's growth) is checked only while the feed is
-quiet — the gap after a second's burst — and the pass runs there. A feed with no gap for
+(ten passes of the middle generation, then a quarter's growth) is checked only at the start of a
+gap in the feed (the quiet after a second's burst), and the pass runs there. A feed with no gap for
 ``LONGEST_WITHOUT_GAP`` seconds gets its due pass anyway, so memory stays bounded as before.
 """
 
