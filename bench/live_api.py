@@ -11,6 +11,7 @@ same feed and no client.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -157,6 +158,13 @@ def gc_during(
     return "; ".join(parts) or "none"
 
 
+def _runqueue_ms(pid: int) -> float:
+    """How long ``pid``'s main thread (the API's event loop) has been runnable but waiting for a
+    core, in ms (the second field of /proc/PID/schedstat)."""
+    with open(f"/proc/{pid}/schedstat") as stat:
+        return int(stat.read().split()[1]) / 1e6
+
+
 def _rss_mb(pid: int) -> float:
     return float(psutil.Process(pid).memory_info().rss) / 2**20
 
@@ -184,6 +192,7 @@ class Measured:
     busy_rss: list[float]
     cpu: str
     gc: str
+    cpu_wait: str
 
 
 def measure(
@@ -244,12 +253,16 @@ def measure(
     collected = gc_pauses(settings)
     profile = StageProfile(options.profile, f"b2-api-{step.clients}", api.pid, seconds)
     busy = []
+    waited = [_runqueue_ms(api.pid)]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         busy.append(_rss_mb(api.pid))
         meter.sample()
         time.sleep(0.5)
+        waited.append(_runqueue_ms(api.pid))
     meter.stop()
+    steps = [b - a for a, b in itertools.pairwise(waited)]
+    cpu_wait = f"{waited[-1] - waited[0]:,.0f} ms in all, at most {max(steps):,.0f} ms in 0.5 s"
     gc = gc_during(collected, gc_pauses(settings))
     profile.report()
     for probe in probes:
@@ -259,7 +272,7 @@ def measure(
     if not result["since_event_ms"] or not via_kafka:
         raise RuntimeError(f"no frames measured: {result.get('errors')}")
     cpu = ", ".join(f"{name} {p:.0f}%" for name, p in meter.percent_of_box().items())
-    return Measured(step, result, via_kafka, via_batches, busy, cpu, gc)
+    return Measured(step, result, via_kafka, via_batches, busy, cpu, gc, cpu_wait)
 
 
 def run_both(base: Settings, options: RunOptions, deflate: bool = True) -> tuple[Outcome, Outcome]:
@@ -342,7 +355,8 @@ def report_latency(b2: Outcome, m: Measured, count: int, seconds: float, detaile
         f"{result['subscribed']:,} clients connected in {result['connect_seconds']:.1f} s; "
         f"CPU while measuring, % of the whole box: {m.cpu}; the clients' own event-loop lag "
         f"(their share of the figure): p50 {ms(percentile(lag, 50))}, "
-        f"p99 {ms(percentile(lag, 99))}; the API's garbage collections: {m.gc}"
+        f"p99 {ms(percentile(lag, 99))}; the API's garbage collections: {m.gc}; the API's "
+        f"event loop runnable but waiting for a core: {m.cpu_wait}"
     )
 
 
